@@ -1,0 +1,9 @@
+#!/usr/bin/env bash
+# Set up (if needed) and run the whole test suite, as CI does.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/setup.sh
+eval "$(.venv/bin/python -m lorag.env)"
+# One thread per process: on a shared 2-core machine more threads run 10-50x slower (ENVIRONMENT.md).
+export OMP_NUM_THREADS=1 MKL_NUM_THREADS=1
+exec .venv/bin/python -m pytest "$@"

