@@ -3,7 +3,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
-eval "$(.venv/bin/python -m lorag.env)"
+eval "$(.venv/bin/python -c "from lorag.env import shell_exports; print(shell_exports())")"
 # One thread per process: on a shared 2-core machine more threads run 10-50x slower (ENVIRONMENT.md).
 export OMP_NUM_THREADS=1 MKL_NUM_THREADS=1
 exec .venv/bin/python -m pytest "$@"

@@ -20,6 +20,9 @@ OFFLINE_DEFAULTS: dict[str, str] = {
     "TRANSFORMERS_NO_ADVISORY_WARNINGS": "1",
     "TOKENIZERS_PARALLELISM": "false",
     "GIT_TERMINAL_PROMPT": "0",
+    # The throwaway local Prefect server a flow starts when no PREFECT_API_URL is set takes ~11 s on 2 busy
+    # cores; Prefect's 20 s default fails the run under load.
+    "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "120",
 }
 
 
@@ -30,9 +33,7 @@ def apply_offline_defaults() -> None:
 
 
 def shell_exports() -> str:
-    """`export K=V` lines for shell scripts (`eval "$(python -m lorag.env)"`)."""
+    """`export K=V` lines for shell scripts (`eval "$(python -c "from lorag.env import shell_exports; print(shell_exports())")"`)."""
     return "\n".join(f"export {k}=${{{k}:-{v}}}" for k, v in OFFLINE_DEFAULTS.items())
 
 
-if __name__ == "__main__":
-    print(shell_exports())
