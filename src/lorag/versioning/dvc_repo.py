@@ -1,0 +1,264 @@
+"""Snapshots of the docs folder with DVC: add, push, and (optionally) commit the .dvc file with git.
+
+This is the one module that touches DVC internals (`dvc.repo.Repo` is not a public API): keep it that way so a
+DVC upgrade is one file to check. Git is driven with plain subprocess calls.
+
+Symlinks (measured with DVC 3.67.1): `dvc add` on a folder FOLLOWS a symlinked file, copies its target into the
+cache (and from there to the remote) and replaces the link in the workspace with a copy; it does not enter
+symlinked directories; a broken symlink makes the whole `add` fail. lorag therefore lists every symlink under
+the docs folder that leads outside it (or nowhere) in a managed block of the root `.dvcignore` before adding.
+Ignoring loses nothing: the link stays in the user's folder untouched, the corpus reader reports it as
+`symlink_escapes_root` / `broken_symlink`, and validation puts it in the run report. Refusing the whole snapshot
+instead would block every re-index on one stray link, and following it would leak an outside file into the
+remote.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import subprocess
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+
+from lorag.config import Params
+
+_IGNORE_BEGIN = "# >>> lorag: symlinks leading outside the docs folder (managed block, rewritten on each snapshot)"
+_IGNORE_END = "# <<< lorag"
+_FALLBACK_IDENTITY = ("-c", "user.name=lorag", "-c", "user.email=lorag@localhost")
+
+
+class SnapshotError(RuntimeError):
+    """The docs folder could not be versioned. The message says what to change."""
+
+
+@dataclass
+class Snapshot:
+    """One DVC version of the docs folder."""
+
+    data_rev: str  # md5 of DVC's `.dir` object for the folder, without the ".dir" suffix
+    git_rev: str | None  # commit whose tree holds this .dvc file; None when not committed or not a git repo
+    manifest: dict[str, str] = field(default_factory=dict)  # POSIX path relative to the docs folder -> md5
+    pushed: bool = False
+
+
+def snapshot_docs(params: Params) -> Snapshot:
+    """Version `corpus.docs_dir` with DVC in the project root: init, set the remote, add, push, commit.
+
+    Re-running without changes is cheap and gives the same `data_rev` and no new commit.
+    """
+    root = params.root.resolve()
+    docs = params.path(params.corpus.docs_dir)
+    if not docs.is_dir():
+        raise SnapshotError(f"docs folder {docs} does not exist: create it or set corpus.docs_dir in params.yaml")
+    if root not in docs.parents:
+        raise SnapshotError(
+            f"docs folder {docs} is outside the project root {root}: DVC tracks only files inside it; "
+            "move the folder or point corpus.docs_dir inside the project"
+        )
+    git_top = _git_toplevel(root)
+    _ensure_dvc(root, git_top)
+    _write_symlink_ignores(root, docs)
+
+    oid, manifest, dvc_file = _add_and_push(root, docs, params)
+
+    git_rev = None
+    if git_top is not None:
+        paths = _dvc_owned_paths(root, dvc_file)
+        if params.versioning.git_commit:
+            _git_commit(root, paths, f"lorag: snapshot {docs.relative_to(root).as_posix()} ({oid[:12]})")
+        git_rev = _committed_rev(root, dvc_file)
+    return Snapshot(data_rev=oid.removesuffix(".dir"), git_rev=git_rev, manifest=manifest, pushed=True)
+
+
+def _add_and_push(root: Path, docs: Path, params: Params) -> tuple[str, dict[str, str], Path]:
+    """`dvc add` the folder and push it; returns the `.dir` oid, its manifest and the .dvc file path."""
+    from dvc.dvcfile import FileIsGitIgnored
+    from dvc.exceptions import DvcException
+    from dvc.repo import Repo
+
+    # Opened after .dvcignore is written: the Repo reads the ignore rules once.
+    with Repo(str(root)) as repo:
+        repo.scm_context.quiet = True  # DVC's "To track the changes with git, run: git add" is wrong here: we commit
+        _ensure_remote(repo, params)
+        try:
+            stage = repo.add(str(docs))[0]
+        except FileIsGitIgnored as exc:
+            raise SnapshotError(
+                f"{exc}. Git ignores the .dvc file next to {docs.name}: ignore only the folder's contents "
+                f"(e.g. '/{docs.relative_to(root).as_posix()}/' instead of its parent) so the .dvc file can be "
+                "committed."
+            ) from exc
+        oid = stage.outs[0].hash_info.value  # "<md5>.dir"
+        manifest = _read_dir_manifest(Path(repo.cache.local.oid_to_path(oid)))
+        # Push before committing: a commit must never name data that only exists in this machine's cache.
+        try:
+            repo.push(remote=params.versioning.remote_name)
+        except (DvcException, OSError) as exc:  # a local remote fails with plain OSErrors (measured)
+            raise SnapshotError(
+                f"push to DVC remote '{params.versioning.remote_name}' failed: {exc}. The snapshot is safe in the "
+                "local cache (.dvc/cache); fix versioning.remote_url (or its credentials) and run again."
+            ) from exc
+        dvc_file = Path(stage.path)
+    return oid, manifest, dvc_file
+
+
+def hash_manifest(docs_dir: Path, suffixes: Iterable[str]) -> dict[str, str]:
+    """md5 per document file, keyed like DVC's manifest, without writing anything (versioning off, dry runs).
+
+    Skips hidden files and folders, files whose suffix is not in `suffixes`, and symlinks that lead outside
+    `docs_dir` or nowhere. Like DVC, it reads through symlinked files but does not enter symlinked folders.
+    """
+    root = Path(docs_dir).resolve(strict=True)
+    wanted = {s.lower() for s in suffixes}
+    manifest: dict[str, str] = {}
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames[:] = [d for d in dirnames if not d.startswith(".")]
+        for name in filenames:
+            path = Path(dirpath, name)
+            if name.startswith(".") or path.suffix.lower() not in wanted or not _stays_inside(path, root):
+                continue
+            if path.is_file():
+                manifest[path.relative_to(root).as_posix()] = _md5_file(path)
+    return dict(sorted(manifest.items()))
+
+
+def _md5_file(path: Path) -> str:
+    digest = hashlib.md5(usedforsecurity=False)
+    with path.open("rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _stays_inside(path: Path, root: Path) -> bool:
+    """True unless `path` is a symlink whose target is missing or outside `root` (root already resolved)."""
+    if not path.is_symlink():
+        return True
+    target = path.resolve(strict=False)
+    return root in target.parents and target.exists()
+
+
+def _escaping_symlinks(docs: Path) -> list[Path]:
+    """Symlinks (to files or folders) under `docs` that lead outside it or nowhere; folders are not followed."""
+    root = docs.resolve()
+    found = []
+    for dirpath, dirnames, filenames in os.walk(docs):
+        for name in [*dirnames, *filenames]:
+            path = Path(dirpath, name)
+            if path.is_symlink() and not _stays_inside(path, root):
+                found.append(path)
+    return sorted(found)
+
+
+def _ignore_pattern(rel: PurePosixPath) -> str:
+    """An anchored gitignore-style pattern matching exactly this path (wildcards and leading '#'/'!' escaped)."""
+    escaped = re.sub(r"([\\*?\[\]!#])", r"\\\1", rel.as_posix())
+    if escaped.endswith(" "):
+        escaped = escaped[:-1] + "\\ "
+    return "/" + escaped
+
+
+def _write_symlink_ignores(root: Path, docs: Path) -> None:
+    """Rewrite lorag's block in `<root>/.dvcignore`; the user's own lines are kept as they are."""
+    ignore_file = root / ".dvcignore"
+    text = ignore_file.read_text(encoding="utf-8") if ignore_file.exists() else ""
+    links = _escaping_symlinks(docs)
+    if not links and _IGNORE_BEGIN not in text:
+        return  # nothing to add or remove: leave the user's file byte for byte as it is
+    kept = re.sub(rf"\n?{re.escape(_IGNORE_BEGIN)}\n.*?{re.escape(_IGNORE_END)}\n?", "\n", text, flags=re.S)
+    kept = kept.rstrip("\n")
+    block = ""
+    if links:
+        patterns = [_ignore_pattern(PurePosixPath(p.relative_to(root).as_posix())) for p in links]
+        block = "\n".join([_IGNORE_BEGIN, *patterns, _IGNORE_END])
+    new = "\n".join(part for part in (kept, block) if part) + "\n"
+    if new != text:
+        ignore_file.write_text(new, encoding="utf-8")
+
+
+def _read_dir_manifest(dir_object: Path) -> dict[str, str]:
+    """DVC's `.dir` object is a JSON list of {"md5", "relpath"}; relpaths are already POSIX."""
+    try:
+        entries = json.loads(dir_object.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise SnapshotError(f"cannot read DVC's directory object {dir_object}: {exc}. Run `dvc status`.") from exc
+    return dict(sorted((e["relpath"], e["md5"]) for e in entries))
+
+
+def _ensure_dvc(root: Path, git_top: Path | None) -> None:
+    if (root / ".dvc").is_dir():
+        return
+    from dvc.repo import Repo
+
+    # --subdir when the project root sits inside a bigger git repo; --no-scm when there is no git at all.
+    Repo.init(str(root), no_scm=git_top is None, subdir=git_top is not None and git_top != root)
+
+
+def _ensure_remote(repo: object, params: Params) -> None:
+    """Make `versioning.remote_name` the default remote, in `.dvc/config` (committed), not `config.local`.
+
+    DVC reads the remote configuration at the git revision it is asked for: a fresh clone (CI, a colleague, a
+    rollback on another machine) only sees `.dvc/config` from that commit, never a `config.local`. The remote
+    is a project fact like params.yaml, so it belongs in the committed file. Credentials do not: users put
+    those in `.dvc/config.local` (DVC merges it over this file).
+    """
+    from dvc.config_schema import RelPath
+
+    name, url = params.versioning.remote_name, params.versioning.remote_url
+    # A local path is stored relative to .dvc/ (RelPath) so the committed config works in any clone location.
+    value = url if re.match(r"\w+://", url) else RelPath(str(params.path(url)))
+    current = repo.config.load_one("repo")  # type: ignore[attr-defined]
+    if current.get("remote", {}).get(name, {}).get("url") == value and current.get("core", {}).get("remote") == name:
+        return
+    with repo.config.edit("repo") as conf:  # type: ignore[attr-defined]
+        conf["remote"].setdefault(name, {})["url"] = value
+        conf["core"]["remote"] = name
+
+
+def _git(root: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    proc = subprocess.run(["git", *args], cwd=root, capture_output=True, text=True, check=False)
+    if check and proc.returncode != 0:
+        raise SnapshotError(f"`git {' '.join(args)}` failed in {root}: {proc.stderr.strip()}")
+    return proc
+
+
+def _git_toplevel(root: Path) -> Path | None:
+    proc = _git(root, "rev-parse", "--show-toplevel", check=False)
+    return Path(proc.stdout.strip()).resolve() if proc.returncode == 0 else None
+
+
+def _dvc_owned_paths(root: Path, dvc_file: Path) -> list[str]:
+    """The files DVC wrote for this snapshot: the .dvc file, the .gitignore next to it, DVC's own config.
+
+    `.dvc/config` goes along because the remote must be committed with the data that needs it; `.dvcignore`
+    because it decides which files the snapshot holds.
+    """
+    candidates = [dvc_file, dvc_file.parent / ".gitignore", root / ".dvc/config", root / ".dvc/.gitignore"]
+    candidates.append(root / ".dvcignore")
+    return [p.relative_to(root).as_posix() for p in candidates if p.exists()]
+
+
+def _git_commit(root: Path, paths: list[str], message: str) -> None:
+    """Commit exactly `paths` (a pathspec commit): the user's other staged changes stay staged, uncommitted."""
+    _git(root, "add", "--", *paths)
+    if _git(root, "diff", "--cached", "--quiet", "--", *paths, check=False).returncode == 0:
+        return  # nothing changed since the last snapshot: no empty commit
+    identity: tuple[str, ...] = ()
+    if _git(root, "var", "GIT_COMMITTER_IDENT", check=False).returncode != 0:
+        identity = _FALLBACK_IDENTITY  # only when git has no identity at all; never override the user's
+    _git(root, *identity, "commit", "--quiet", "--only", "-m", message, "--", *paths)
+
+
+def _committed_rev(root: Path, dvc_file: Path) -> str | None:
+    """HEAD when it holds this exact .dvc file (committed and unchanged since), else None."""
+    rel = dvc_file.relative_to(root).as_posix()
+    head = _git(root, "rev-parse", "--verify", "--quiet", "HEAD", check=False)
+    if head.returncode != 0:
+        return None
+    tracked = _git(root, "ls-files", "--error-unmatch", "--", rel, check=False).returncode == 0
+    unchanged = _git(root, "diff", "--quiet", "HEAD", "--", rel, check=False).returncode == 0
+    return head.stdout.strip() if tracked and unchanged else None
