@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
@@ -72,3 +73,20 @@ class IndexStore(Protocol):
     def load_state(self, alias: str) -> dict[str, Any] | None: ...
     def save_state(self, alias: str, state: dict[str, Any]) -> None: ...
     def close(self) -> None: ...
+
+
+class IndexStoreError(RuntimeError):
+    """An index operation was refused or failed; the message says which collection or alias and how to fix it."""
+
+
+# Valid in both stores: LanceDB table names, and (after the Weaviate store's prefix) Weaviate class names.
+NAME_PATTERN = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,200}$")
+
+
+def check_name(kind: str, name: str) -> str:
+    """Refuse collection/alias names one of the stores could not hold, before anything is written."""
+    if not NAME_PATTERN.match(name):
+        raise ValueError(
+            f"{kind} name {name!r} is invalid: use a letter followed by letters, digits or '_' (e.g. lorag_docs)."
+        )
+    return name

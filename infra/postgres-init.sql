@@ -1,0 +1,3 @@
+-- Databases for the MLflow and Prefect servers in docker-compose.yml.
+CREATE DATABASE mlflow;
+CREATE DATABASE prefect;
