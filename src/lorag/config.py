@@ -86,6 +86,7 @@ class IndexParams(_Section):
     lancedb_dir: Path = Path(".lorag/index")
     keep_last: int = Field(2, ge=1, description="collections kept after a --full rebuild swaps the alias")
     max_delete_ratio: float = Field(0.5, ge=0.0, le=1.0, description="abort runs that delete more than this share")
+    write_batch: int = Field(512, gt=0, description="rows per upsert/delete call")
     weaviate: WeaviateParams = WeaviateParams()
 
 
@@ -125,6 +126,8 @@ class ExamplesParams(_Section):
     eval_share: float = Field(0.2, gt=0.0, lt=1.0, description="share of source documents held out for eval")
     max_failure_ratio: float = Field(0.1, ge=0.0, le=1.0)
     quarantine_dir: Path = Path(".lorag/quarantine/examples")
+    report_path: Path = Field(Path(".lorag/reports/examples_validation.json"), description="validation report")
+    clean_dir: Path = Field(Path(".lorag/examples-clean"), description="validated train.jsonl / eval.jsonl")
 
 
 class TrainParams(_Section):
