@@ -72,3 +72,8 @@ def test_deleted_document_removes_all_its_rows():
 
 def test_duplicate_paths_keep_the_first_in_sorted_order():
     assert duplicate_paths({"b.md": "1", "a.md": "1", "c.md": "2"}) == {"b.md": "a.md"}
+
+
+def test_duplicate_of_an_indexed_page_never_evicts_it():
+    manifest = {"a-copy.md": "1", "z/original.md": "1"}
+    assert duplicate_paths(manifest, indexed=["z/original.md"]) == {"a-copy.md": "z/original.md"}

@@ -126,11 +126,16 @@ def _same(row: RowMeta | None, chunk: Chunk) -> bool:
     ) == (chunk.doc_id, chunk.text_hash, chunk.heading, chunk.start, chunk.end, chunk.ordinal)
 
 
-def duplicate_paths(manifest: Mapping[str, str]) -> dict[str, str]:
-    """Paths whose content equals an earlier path's (sorted order): duplicate -> the path kept."""
+def duplicate_paths(manifest: Mapping[str, str], indexed: Iterable[str] = ()) -> dict[str, str]:
+    """Paths whose bytes equal another path's: duplicate -> the path kept.
+
+    A path already in the index is kept over a newcomer (a copy never evicts the page people already find);
+    among newcomers the first in sorted order wins, so the choice is the same on every run.
+    """
+    already = set(indexed)
     first: dict[str, str] = {}
     dupes: dict[str, str] = {}
-    for path in sorted(manifest):
+    for path in sorted(manifest, key=lambda p: (p not in already, p)):
         kept = first.setdefault(manifest[path], path)
         if kept != path:
             dupes[path] = kept

@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# The whole knowledge track on embedded defaults, from a fresh clone: no servers to start by hand.
+# Prefect starts its own local server for each flow run (no PREFECT_API_URL is needed).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/setup.sh
+eval "$(.venv/bin/python -c "from lorag.env import shell_exports; print(shell_exports())")"
+export PATH="$PWD/.venv/bin:$PATH"
+step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
+
+if [ ! -d data/docs ]; then
+  step "copy the sample corpus (sample/docs) into the DVC-tracked documents folder data/docs"
+  mkdir -p data && cp -r sample/docs data/docs
+fi
+
+step "1. re-index through the Prefect flow (DVC snapshot -> validate -> chunk -> embed -> write -> verify -> publish)"
+python -m flows.reindex
+
+step "2. run again with no changes: nothing is embedded"
+python -m flows.reindex
+
+step "3. edit one document, re-index: only its changed chunks are embedded"
+grep -q "Demo addendum" data/docs/hive-management/inspections.md || cat >> data/docs/hive-management/inspections.md <<'MD'
+
+## Demo addendum
+
+During the demo run the cooperative added this section: inspections on rooftop apiaries stop when the wind is
+stronger than 30 km/h, because open hives chill quickly and foragers cannot land safely.
+MD
+python -m flows.reindex
+
+step "4. search with citations"
+lorag search "Should I open rooftop hives on a windy day?"
+lorag search "How is varroa treated in winter?" --top-k 3

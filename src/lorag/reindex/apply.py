@@ -1,0 +1,170 @@
+"""Embed, write, verify, publish: the steps of a re-index that touch the index, in crash-safe order.
+
+Incremental: journal the touched documents in the state, upsert new and changed rows, delete stale rows last,
+verify, then save the state (clearing the journal). Full: build a new collection, verify it, then move the alias.
+A run killed anywhere leaves the published alias serving at least what it served before.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from pathlib import Path
+
+import numpy as np
+
+from lorag.index.protocol import IndexRow, RowMeta
+from lorag.index.state import IndexState
+from lorag.progress import NullProgress, Progress
+
+if TYPE_CHECKING:
+    from lorag.config import Params
+    from lorag.embedding.embedder import Embedder
+    from lorag.index.protocol import IndexStore
+    from lorag.reindex.prepare import Prepared
+
+# Tests set LORAG_PAUSE_AT="<step>:<n>@<marker file>" to stop the process at a known point of the write
+# sequence (it writes the marker and sleeps) so they can SIGKILL it exactly there: a real kill, placed.
+PAUSE_ENV = "LORAG_PAUSE_AT"
+
+
+class VerificationFailed(RuntimeError):
+    """The written collection does not match the plan; nothing was published."""
+
+
+@dataclass
+class Embedded:
+    vectors: dict[str, np.ndarray]  # text hash -> vector
+    computed: int
+    reused: int
+    seconds: float
+
+
+def embed_plan(params: Params, prepared: Prepared, embedder: Embedder, progress: Progress | None = None) -> Embedded:
+    """Vectors for every row to write: from the content-addressed cache, computing only the misses."""
+    from lorag.embedding.cache import EmbeddingCache
+    from lorag.embedding.pipeline import embed_texts
+
+    started = time.perf_counter()
+    texts = {c.text_hash: c.text for c in prepared.plan.upserts}
+    cache = EmbeddingCache(params.path(params.embedding.cache_path))
+    progress = progress or NullProgress()
+    with progress.task("embedding", total=None) as advance:
+        result = embed_texts(embedder, cache, texts, on_progress=advance)
+    return Embedded(result.vectors, result.computed, result.reused, time.perf_counter() - started)
+
+
+def write_plan(
+    store: IndexStore,
+    prepared: Prepared,
+    embedded: Embedded,
+    dim: int,
+    batch: int = 512,
+    progress: Progress | None = None,
+) -> float:
+    """Apply the plan: upserts first, deletes last. Returns seconds spent."""
+    started = time.perf_counter()
+    if prepared.mode == "full":
+        store.create_collection(prepared.collection, dim)
+    elif prepared.previous is not None:
+        journal = IndexState(**{**prepared.previous.to_dict(), "pending": list(prepared.touched)})
+        store.save_state(prepared.alias, journal.to_dict())
+    rows = [_row(c, prepared.snapshot.data_rev, embedded.vectors[c.text_hash]) for c in prepared.plan.upserts]
+    progress = progress or NullProgress()
+    with progress.task("writing", total=len(rows) + len(prepared.plan.deletes)) as advance:
+        for n, i in enumerate(range(0, len(rows), batch), 1):
+            store.upsert(prepared.collection, rows[i : i + batch])
+            advance(len(rows[i : i + batch]))
+            _pause_point(f"upsert:{n}")
+        deletes = list(prepared.plan.deletes)
+        for n, i in enumerate(range(0, len(deletes), batch), 1):
+            _pause_point(f"delete:{n}")
+            store.delete(prepared.collection, deletes[i : i + batch])
+            advance(len(deletes[i : i + batch]))
+    return time.perf_counter() - started
+
+
+def _pause_point(name: str) -> None:
+    target = os.environ.get(PAUSE_ENV)
+    if target and target.split("@")[0] == name:
+        Path(target.split("@")[1]).write_text(name)
+        time.sleep(3600)
+
+
+def _row(chunk: Any, data_rev: str, vector: np.ndarray) -> IndexRow:
+    meta = RowMeta(
+        chunk_id=chunk.chunk_id,
+        doc_id=chunk.doc_id,
+        text_hash=chunk.text_hash,
+        heading=chunk.heading,
+        start=chunk.start,
+        end=chunk.end,
+        ordinal=chunk.ordinal,
+        data_rev=data_rev,
+    )
+    return IndexRow(meta=meta, text=chunk.text, vector=np.asarray(vector, dtype=np.float32))
+
+
+def verify_plan(store: IndexStore, prepared: Prepared, embedded: Embedded, samples: int = 5) -> dict[str, Any]:
+    """Check the collection before anyone is pointed at it: row count, deletions gone, sample queries answer."""
+    count = store.count(prepared.collection)
+    expected = prepared.plan.expected_count
+    if count != expected:
+        raise VerificationFailed(
+            f"collection {prepared.collection} holds {count} chunks, the plan expects {expected}; not published. "
+            "Re-run the re-index: writes are idempotent."
+        )
+    if prepared.plan.deletes:
+        left = store.fetch_meta(prepared.collection, doc_ids=sorted({*prepared.touched}))
+        stale = set(prepared.plan.deletes) & set(left)
+        if stale:
+            raise VerificationFailed(f"{len(stale)} deleted chunks are still in {prepared.collection}; not published")
+    checked = 0
+    for chunk in prepared.plan.upserts[:: max(1, len(prepared.plan.upserts) // samples)][:samples]:
+        vector = embedded.vectors[chunk.text_hash]
+        hits = store.search(prepared.collection, chunk.text, vector, top_k=5, alpha=1.0, mode="dense")
+        # Identical texts elsewhere may tie for first place, so accept the chunk anywhere in the top 5.
+        if chunk.chunk_id not in {h.chunk_id for h in hits}:
+            raise VerificationFailed(f"sample query for chunk {chunk.chunk_id} ({chunk.doc_id}) did not find it")
+        checked += 1
+    return {"chunks": count, "sample_queries": checked}
+
+
+def publish(store: IndexStore, params: Params, prepared: Prepared) -> IndexState:
+    """Make the run visible: move the alias (full) and save the state, which also clears the journal."""
+    _pause_point("publish:1")
+    history = list(prepared.previous.history) if prepared.previous else []
+    if prepared.mode == "full":
+        store.set_alias(prepared.alias, prepared.collection)
+        history.append(prepared.collection)
+    state = IndexState(
+        collection=prepared.collection,
+        data_rev=prepared.snapshot.data_rev,
+        git_rev=prepared.snapshot.git_rev,
+        embedder=prepared.embedder,
+        chunking=prepared.chunking,
+        manifest=prepared.manifest,
+        chunk_count=prepared.plan.expected_count,
+        history=history[-params.index.keep_last :],
+        pending=None,
+        updated_at=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    )
+    store.save_state(prepared.alias, state.to_dict())
+    if prepared.mode == "full":
+        _prune(store, prepared.alias, state)
+    return state
+
+
+def _prune(store: IndexStore, alias: str, state: IndexState) -> list[str]:
+    """Drop collections of this alias that fell out of `keep_last`, and orphans of runs killed mid-build."""
+    keep = set(state.history) | {state.collection}
+    prefix = f"{alias}_".lower()
+    dropped = []
+    for name in store.list_collections():
+        if name.lower().startswith(prefix) and name not in keep:
+            store.drop_collection(name)
+            dropped.append(name)
+    return dropped
