@@ -69,7 +69,10 @@ def quarantine_bad_documents(params: Params, prepared: prepare.Prepared) -> str 
 
 @task(cache_policy=NO_CACHE)
 def embed_chunks(params: Params, prepared: prepare.Prepared) -> apply.Embedded:
-    return apply.embed_plan(params, prepared, _embedder(params))
+    from lorag.progress import RichProgress
+
+    with RichProgress() as progress:
+        return apply.embed_plan(params, prepared, _embedder(params), progress)
 
 
 @task(retries=2, retry_delay_seconds=2, retry_condition_fn=_io_error, cache_policy=NO_CACHE)

@@ -52,7 +52,7 @@ def embed_plan(params: Params, prepared: Prepared, embedder: Embedder, progress:
     texts = {c.text_hash: c.text for c in prepared.plan.upserts}
     cache = EmbeddingCache(params.path(params.embedding.cache_path))
     progress = progress or NullProgress()
-    with progress.task("embedding", total=None) as advance:
+    with progress.task("embedding", total=len(texts)) as advance:
         result = embed_texts(embedder, cache, texts, on_progress=advance)
     return Embedded(result.vectors, result.computed, result.reused, time.perf_counter() - started)
 

@@ -144,7 +144,7 @@ def _choose_mode(
         return "full", "the embedding model changed (vectors of two models never share an index)"
     if previous.chunking != chunking:
         return "full", "the chunking parameters or tokenizer changed"
-    return "incremental", "documents changed since the last published revision"
+    return "incremental", f"against published revision {previous.data_rev[:12]}"
 
 
 def _read_and_validate(
