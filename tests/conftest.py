@@ -8,6 +8,15 @@ import lorag  # noqa: F401  (first: telemetry off and Hugging Face offline befor
 from support.project import make_project  # noqa: F401  (fixture, shared by integration and flow tests)
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _dvc_logs_to_session_streams():
+    """DVC binds its log handlers to sys.stdout/stderr when first imported. Imported first inside a CliRunner
+    invocation, they would hold that invocation's streams, closed afterwards, and every later DVC log line in
+    the session would fail. Importing it once here binds them to pytest's own streams."""
+    import dvc  # noqa: F401
+from support.behavior import mlflow_server, mlflow_server_pg, sample_base_model  # noqa: F401  (session fixtures)
+
+
 @pytest.fixture(scope="session")
 def prefect_server():
     """One real Prefect server (prefect_test_harness) for the whole session: it costs ~10 s to start."""

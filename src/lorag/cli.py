@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sys
 from pathlib import Path
@@ -58,7 +59,8 @@ def reindex(
 
     params = _params(params_path, overrides)
     try:
-        with RichProgress() as progress:
+        # Libraries (DVC, MLflow) print to stdout; keep stdout for our own output so --json stays parseable.
+        with contextlib.redirect_stdout(sys.stderr), RichProgress() as progress:
             result = run_reindex(params, full=full, dry_run=dry_run, progress=progress)
     except (RuntimeError, FileNotFoundError, ValueError) as exc:
         _fail(exc)
@@ -92,7 +94,8 @@ def search(
         _fail(ValueError(f"--mode {mode!r}: use hybrid, dense or fulltext"))
     params = _params(params_path, overrides)
     try:
-        hits = run_search(params, query, top_k=top_k, alpha=alpha, mode=mode)  # type: ignore[arg-type]
+        with contextlib.redirect_stdout(sys.stderr):
+            hits = run_search(params, query, top_k=top_k, alpha=alpha, mode=mode)  # type: ignore[arg-type]
     except (RuntimeError, ValueError) as exc:
         _fail(exc)
     if as_json:
@@ -125,6 +128,12 @@ def status(params_path: ParamsOpt = None, overrides: SetOpt = None) -> None:
         raise typer.Exit(1)
     state.pop("manifest", None)
     print(json.dumps(state, indent=2))
+
+
+from lorag.cli_train import build_base_model_cmd, train_cmd  # noqa: E402  (behavior-track commands)
+
+app.command("train")(train_cmd)
+app.command("build-base-model")(build_base_model_cmd)
 
 
 def main() -> None:  # pragma: no cover - console entry

@@ -48,19 +48,25 @@ def _from_scratch(make_project, cache_dir, source_root, name):
     return published_rows(params_of(root))
 
 
+def _cli_reindex(root, *args):
+    result = CliRunner().invoke(app, ["reindex", "--params", str(root / "params.yaml"), "--json", *args])
+    assert result.exit_code == 0, result.output
+    return json.loads(result.stdout)
+
+
 def test_incremental_runs_track_edits_renames_and_deletes(make_project, cache_dir):
     root = _sample_project(make_project, cache_dir)
     params = params_of(root)
     docs = root / "data" / "docs"
 
-    first = run_reindex(params)
-    s = first.summary()
+    s = _cli_reindex(root)
     assert s["mode"] == "full" and s["documents"]["added"] == 49 and s["documents"]["quarantined"] == 0
     total = s["chunks"]["chunks_expected"]
     assert total > 100 and s["chunks"]["chunks_upserted"] == total
-    assert first.prepared.snapshot.git_rev is not None  # the .dvc file was committed
+    assert s["git_rev"] is not None  # the .dvc file was committed
+    _assert_recorded_in_mlflow(params, s)
 
-    second = run_reindex(params).summary()
+    second = _cli_reindex(root)
     assert second["mode"] == "incremental"
     assert second["documents"]["unchanged"] == 49
     assert second["embeddings"] == {"computed": 0, "reused": 0}
@@ -68,22 +74,35 @@ def test_incremental_runs_track_edits_renames_and_deletes(make_project, cache_di
 
     page = docs / "hive-management" / "inspections.md"
     page.write_text(page.read_text() + "\n## Test addendum\n\nA fresh paragraph about lavender smoke trials.\n")
-    edited = run_reindex(params).summary()
+    edited = _cli_reindex(root)
     assert edited["documents"]["modified"] == 1 and edited["documents"]["unchanged"] == 48
     assert edited["embeddings"]["computed"] == 1  # only the new section's chunk is new text
     assert edited["chunks"]["chunks_upserted"] >= 1 and edited["chunks"]["chunks_expected"] == total + 1
 
     (docs / "health" / "varroa-treatment.md").rename(docs / "health" / "varroa-treatments-2024.md")
-    renamed = run_reindex(params).summary()
+    renamed = _cli_reindex(root)
     assert renamed["documents"]["renamed"] == 1 and renamed["embeddings"]["computed"] == 0
     assert renamed["chunks"]["chunks_deleted"] == renamed["chunks"]["chunks_upserted"] > 0
 
     (docs / "reference" / "emergency-contacts.txt").unlink()
-    deleted = run_reindex(params).summary()
+    deleted = _cli_reindex(root)
     assert deleted["documents"]["deleted"] == 1 and deleted["chunks"]["chunks_deleted"] >= 1
     assert deleted["chunks"]["chunks_upserted"] == 0
 
     assert_same_index(published_rows(params), _from_scratch(make_project, cache_dir, root, "scratch"))
+
+
+def _assert_recorded_in_mlflow(params, summary):
+    from mlflow.tracking import MlflowClient
+
+    run = MlflowClient(params.tracking_uri).get_run(summary["mlflow_run_id"])
+    assert run.info.status == "FINISHED"
+    assert run.data.tags["lorag.data_rev"] == summary["data_rev"]
+    assert run.data.tags["lorag.collection"] == summary["collection"]
+    assert run.data.params["chunking.max_tokens"] == str(params.chunking.max_tokens)
+    assert run.data.metrics["chunks_expected"] == summary["chunks"]["chunks_expected"]
+    assert run.data.metrics["embeddings_computed"] == summary["embeddings"]["computed"]
+    assert "seconds_embed" in run.data.metrics
 
 
 def test_search_cli_answers_with_citations(make_project, cache_dir):
