@@ -1,4 +1,4 @@
-"""Snapshots of the docs folder with DVC: add, push, and (optionally) commit the .dvc file with git.
+"""Snapshots of data folders (docs, training examples) with DVC: add, push, and (optionally) commit with git.
 
 This is the one module that touches DVC internals (`dvc.repo.Repo` is not a public API): keep it that way so a
 DVC upgrade is one file to check. Git is driven with plain subprocess calls.
@@ -50,26 +50,65 @@ def snapshot_docs(params: Params) -> Snapshot:
 
     Re-running without changes is cheap and gives the same `data_rev` and no new commit.
     """
+    return _snapshot(params, params.path(params.corpus.docs_dir), "corpus.docs_dir", symlink_block=True)
+
+
+def snapshot_folder(params: Params, folder: Path | str) -> Snapshot:
+    """Version any data folder inside the project (e.g. `examples.dir`) like the docs: add, push, commit.
+
+    A folder that is an output of a dvc.yaml stage is committed into dvc.lock instead of getting a .dvc file
+    (DVC refuses to track one path twice), so `dvc repro` and this snapshot share one record of it. The
+    managed .dvcignore block for escaping symlinks belongs to the docs folder and is left alone here.
+    """
+    return _snapshot(params, params.path(folder), "its key in params.yaml", symlink_block=False)
+
+
+def recorded_revision(params: Params, folder: Path | str) -> str | None:
+    """The data revision DVC last recorded for `folder` (its `.dvc` file, else dvc.lock), or None.
+
+    Reads the YAML files only: safe inside a running `dvc repro` (which holds the repo lock).
+    """
+    import yaml
+
+    target = params.path(folder)
+    if params.root.resolve() not in target.parents:
+        return None  # DVC tracks only paths inside the project
+    rel = target.relative_to(params.root.resolve()).as_posix()
+    dvc_file = target.with_name(target.name + ".dvc")
+    if dvc_file.is_file():
+        outs = (yaml.safe_load(dvc_file.read_text(encoding="utf-8")) or {}).get("outs") or []
+        md5 = outs[0].get("md5") if outs else None
+        return md5.removesuffix(".dir") if md5 else None
+    lock = params.root / "dvc.lock"
+    stages = (yaml.safe_load(lock.read_text(encoding="utf-8")) or {}).get("stages", {}) if lock.is_file() else {}
+    for stage in stages.values():
+        for out in stage.get("outs") or []:
+            if PurePosixPath(out.get("path", "")).as_posix().rstrip("/") == rel and out.get("md5"):
+                return str(out["md5"]).removesuffix(".dir")
+    return None
+
+
+def _snapshot(params: Params, folder: Path, key: str, symlink_block: bool) -> Snapshot:
     root = params.root.resolve()
-    docs = params.path(params.corpus.docs_dir)
-    if not docs.is_dir():
-        raise SnapshotError(f"docs folder {docs} does not exist: create it or set corpus.docs_dir in params.yaml")
-    if root not in docs.parents:
+    if not folder.is_dir():
+        raise SnapshotError(f"folder {folder} does not exist: create it or set {key} in params.yaml")
+    if root not in folder.parents:
         raise SnapshotError(
-            f"docs folder {docs} is outside the project root {root}: DVC tracks only files inside it; "
-            "move the folder or point corpus.docs_dir inside the project"
+            f"folder {folder} is outside the project root {root}: DVC tracks only files inside it; "
+            f"move the folder or point {key} inside the project"
         )
     git_top = _git_toplevel(root)
     _ensure_dvc(root, git_top)
-    _write_symlink_ignores(root, docs)
+    if symlink_block:
+        _write_symlink_ignores(root, folder)
 
-    oid, manifest, dvc_file = _add_and_push(root, docs, params)
+    oid, manifest, dvc_file = _add_and_push(root, folder, params)
 
     git_rev = None
     if git_top is not None:
-        paths = _dvc_owned_paths(root, dvc_file)
+        paths = _dvc_owned_paths(root, dvc_file, folder)
         if params.versioning.git_commit:
-            _git_commit(root, paths, f"lorag: snapshot {docs.relative_to(root).as_posix()} ({oid[:12]})")
+            _git_commit(root, paths, f"lorag: snapshot {folder.relative_to(root).as_posix()} ({oid[:12]})")
         git_rev = _committed_rev(root, dvc_file)
     return Snapshot(data_rev=oid.removesuffix(".dir"), git_rev=git_rev, manifest=manifest, pushed=True)
 
@@ -84,15 +123,21 @@ def _add_and_push(root: Path, docs: Path, params: Params) -> tuple[str, dict[str
     with Repo(str(root)) as repo:
         repo.scm_context.quiet = True  # DVC's "To track the changes with git, run: git add" is wrong here: we commit
         _ensure_remote(repo, params)
-        try:
-            stage = repo.add(str(docs))[0]
-        except FileIsGitIgnored as exc:
-            raise SnapshotError(
-                f"{exc}. Git ignores the .dvc file next to {docs.name}: ignore only the folder's contents "
-                f"(e.g. '/{docs.relative_to(root).as_posix()}/' instead of its parent) so the .dvc file can be "
-                "committed."
-            ) from exc
-        oid = stage.outs[0].hash_info.value  # "<md5>.dir"
+        pipeline_out = _pipeline_output(repo, docs)
+        if pipeline_out is not None:
+            out = _commit_pipeline_output(repo, pipeline_out)
+            dvc_file = root / "dvc.lock"
+        else:
+            try:
+                stage = repo.add(str(docs))[0]
+            except FileIsGitIgnored as exc:
+                raise SnapshotError(
+                    f"{exc}. Git ignores the .dvc file next to {docs.name}: ignore only the folder's contents "
+                    f"(e.g. '/{docs.relative_to(root).as_posix()}/' instead of its parent) so the .dvc file can "
+                    "be committed."
+                ) from exc
+            out, dvc_file = stage.outs[0], Path(stage.path)
+        oid = out.hash_info.value  # "<md5>.dir"
         manifest = _read_dir_manifest(Path(repo.cache.local.oid_to_path(oid)))
         # Push before committing: a commit must never name data that only exists in this machine's cache.
         try:
@@ -102,8 +147,33 @@ def _add_and_push(root: Path, docs: Path, params: Params) -> tuple[str, dict[str
                 f"push to DVC remote '{params.versioning.remote_name}' failed: {exc}. The snapshot is safe in the "
                 "local cache (.dvc/cache); fix versioning.remote_url (or its credentials) and run again."
             ) from exc
-        dvc_file = Path(stage.path)
     return oid, manifest, dvc_file
+
+
+def _commit_pipeline_output(repo: object, out: object) -> object:
+    """`dvc commit --force` of the stage that writes `out`, without a run-cache entry; returns the output.
+
+    Not `repo.commit`: it also saves the stage to the run-cache, which resolves "dvc.yaml" against the CWD and
+    fails unless the process runs in the project root (measured, DVC 3.67). A snapshot is not a stage run, so
+    the run-cache has no business recording it anyway.
+    """
+    stage = out.stage  # type: ignore[attr-defined]
+    with repo.lock:  # type: ignore[attr-defined]
+        stage.save(run_cache=False)
+        stage.commit()
+        stage.dvcfile.dump_stages([stage], update_pipeline=False)
+    return out
+
+
+def _pipeline_output(repo: object, folder: Path) -> object | None:
+    """The output of a dvc.yaml stage that is exactly `folder`, or None (plain data, or not tracked yet)."""
+    from dvc.exceptions import OutputNotFoundError
+
+    try:
+        outs = repo.find_outs_by_path(str(folder))  # type: ignore[attr-defined]
+    except OutputNotFoundError:
+        return None
+    return next((o for o in outs if not o.stage.is_data_source), None)
 
 
 def hash_manifest(docs_dir: Path, suffixes: Iterable[str]) -> dict[str, str]:
@@ -231,13 +301,14 @@ def _git_toplevel(root: Path) -> Path | None:
     return Path(proc.stdout.strip()).resolve() if proc.returncode == 0 else None
 
 
-def _dvc_owned_paths(root: Path, dvc_file: Path) -> list[str]:
-    """The files DVC wrote for this snapshot: the .dvc file, the .gitignore next to it, DVC's own config.
+def _dvc_owned_paths(root: Path, dvc_file: Path, folder: Path) -> list[str]:
+    """The files DVC wrote for this snapshot: the .dvc file (or dvc.lock), the .gitignore next to the folder,
+    DVC's own config.
 
     `.dvc/config` goes along because the remote must be committed with the data that needs it; `.dvcignore`
     because it decides which files the snapshot holds.
     """
-    candidates = [dvc_file, dvc_file.parent / ".gitignore", root / ".dvc/config", root / ".dvc/.gitignore"]
+    candidates = [dvc_file, folder.parent / ".gitignore", root / ".dvc/config", root / ".dvc/.gitignore"]
     candidates.append(root / ".dvcignore")
     return [p.relative_to(root).as_posix() for p in candidates if p.exists()]
 

@@ -1,0 +1,147 @@
+"""`lorag train` and `lorag build-base-model`: the behavior track from the command line.
+
+Registered on the main app in lorag.cli. Training runs as an `accelerate launch` subprocess; its JSON step lines
+feed a rich progress bar. Ctrl-C stops every rank; a failed or interrupted run registers nothing.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Any, Optional
+
+import typer
+
+# Same options as lorag.cli (not imported from it: lorag.cli imports this module to register the commands).
+ParamsOpt = Annotated[
+    Optional[Path], typer.Option("--params", "-p", help="params.yaml to use (default: ./params.yaml)")
+]
+SetOpt = Annotated[
+    Optional[list[str]], typer.Option("--set", "-s", help="override a param: --set train.max_steps=20 (repeatable)")
+]
+
+
+def _params(path: Optional[Path], overrides: Optional[list[str]]) -> Any:
+    from lorag.cli import _params as load
+
+    return load(path, overrides)
+
+
+def _fail(exc: Exception) -> None:
+    from lorag.cli import _fail as fail
+
+    fail(exc)
+
+
+class _StepBar:
+    """Feeds `launcher.parse_event` lines into a rich progress bar (created at the "start" event)."""
+
+    def __init__(self, progress: Any) -> None:
+        self.progress, self.task = progress, None
+
+    def __call__(self, line: str) -> None:
+        from lorag.training.launcher import parse_event
+
+        event = parse_event(line)
+        if event is None:
+            return
+        if event["event"] == "start":
+            done = event.get("resumed_from_step") or 0
+            self.task = self.progress.add_task("training", total=event["total_steps"], completed=done, loss="")
+        elif event["event"] == "step" and self.task is not None:
+            self.progress.update(self.task, completed=event["step"],
+                                 loss=f"loss {event['loss']:.4f}  {event['tokens_per_s']:.0f} tok/s")
+
+
+def _progress() -> Any:
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    return Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+                    TextColumn("{task.fields[loss]}"), TimeElapsedColumn(), console=Console(stderr=True))
+
+
+def train_cmd(
+    params_path: ParamsOpt = None,
+    overrides: SetOpt = None,
+    run_dir: Annotated[Optional[Path], typer.Option(
+        "--run-dir", help="run folder; an existing one is resumed from its last checkpoint "
+        "(default: a new train.output_dir/run-<time>)")] = None,
+    register: Annotated[bool, typer.Option(
+        "--register", help="then evaluate on the eval split and register the adapter as the `challenger`")] = False,
+    track: Annotated[bool, typer.Option("--track/--no-track", help="log the run to MLflow")] = True,
+    as_json: Annotated[bool, typer.Option("--json", help="print the summary as JSON")] = False,
+) -> None:
+    """Train a LoRA adapter on the validated examples under accelerate (CPU or GPU, see train.accelerate_config).
+
+    Examples:
+      lorag train
+      lorag train --set train.max_steps=20 --set train.accelerate_config=cpu-1proc
+      lorag train --run-dir .lorag/train/run-x      (resumes a killed run)
+      lorag train --register                        (then evaluates and registers)
+    """
+    from lorag.stages.train import new_run_dir
+    from lorag.training.launcher import TrainingFailed, launch_training
+
+    if register and not track:
+        _fail(ValueError("--register needs the MLflow training run: drop --no-track"))
+    params = _params(params_path, overrides)
+    target = (run_dir or new_run_dir(params)).resolve()
+    try:
+        with _progress() as progress:
+            result = launch_training(params, target, list(overrides or []), on_line=_StepBar(progress), track=track)
+        summary: dict[str, Any] = {k: result.summary.get(k) for k in ("steps", "tokens", "final_loss",
+                                                                       "tokens_per_s", "world_size")}
+        summary.update(run_dir=str(result.run_dir), adapter_dir=str(result.adapter_dir),
+                       mlflow_run_id=result.mlflow_run_id)
+        if register:
+            summary.update(_evaluate_and_register(params, result))
+    except (TrainingFailed, FileNotFoundError, ValueError) as exc:
+        _fail(exc)
+    _show(summary, as_json)
+
+
+def _evaluate_and_register(params: Any, result: Any) -> dict[str, Any]:
+    from lorag.evaluation.adapter_eval import run_evaluation
+    from lorag.registry.models import register_adapter
+
+    report = run_evaluation(params, result.run_dir)
+    registered = register_adapter(params, result.mlflow_run_id, result.adapter_dir, report,
+                                  plot=params.path(params.adapter_eval.plot_path))
+    return {"registered_model": registered.name, "version": registered.version, "alias": "challenger",
+            "eval": report.metrics()}
+
+
+def _show(summary: dict[str, Any], as_json: bool) -> None:
+    if as_json:
+        print(json.dumps(summary, indent=2, default=str))
+        return
+    from rich.console import Console
+
+    console = Console()
+    for key, value in summary.items():
+        if key == "eval":
+            value = ", ".join(f"{k} {v:.4g}" for k, v in value.items() if k.startswith("adapter.") or k == "loss_delta")
+        console.print(f"[bold]{key}[/bold]: {value}", highlight=False)
+
+
+def build_base_model_cmd(params_path: ParamsOpt = None, overrides: SetOpt = None) -> None:
+    """Build the tiny demo base model at train.base_model (random weights, tokenizer trained on the sample docs).
+
+    A no-op when train.base_model names your own model (a hub id or a folder lorag did not build).
+
+    Examples:
+      lorag build-base-model
+      lorag build-base-model --set train.tiny_model.hidden_size=128
+    """
+    from lorag.stages.build_base_model import build_base_model
+
+    params = _params(params_path, overrides)
+    try:
+        built = build_base_model(params)
+    except (FileNotFoundError, ValueError) as exc:
+        _fail(exc)
+    if built is None:
+        typer.echo(f"train.base_model={params.train.base_model!r} is not a lorag demo model: nothing to build")
+    else:
+        typer.echo(f"demo base model built in {built}")

@@ -1,0 +1,162 @@
+"""The adapter as an MLflow model: log it on its training run, register it, tag its lineage, alias it.
+
+Called only after training exited 0 and the evaluation ran, so a failed or killed run registers nothing.
+One registered version per training run: a retry (or a re-evaluation of the same adapter) finds the version
+already made from that run and refreshes its tags and alias instead of adding a twin. Registry state lives in
+aliases (`challenger` here; promotion to `champion` is a gate's job), never in deprecated stages.
+
+Lineage: the same keys go to the version's tags (`lorag.<key>`) and to `lineage.json` on the training run,
+tying model version -> training data revision -> index version -> eval run.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from importlib import metadata
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from lorag.config import Params
+    from lorag.evaluation.adapter_eval import EvalReport
+
+CHALLENGER = "challenger"
+MODEL_NAME_IN_RUN = "adapter"
+MODEL_CODE = "adapter_model.py"
+# What the pyfunc imports at load time; pinned to this environment's versions (inference would take ~11 s
+# and guess wrong).
+_SERVING_PACKAGES = ("mlflow", "torch", "transformers", "peft", "accelerate", "safetensors", "tokenizers")
+
+
+@dataclass(frozen=True)
+class Registered:
+    name: str
+    version: str  # always a string: MLflow returns int from a local store and str over REST
+    model_uri: str  # models:/m-<id> of the logged model
+    train_run_id: str
+    eval_run_id: str
+    lineage: dict[str, Any]
+
+
+def pip_requirements() -> list[str]:
+    return [f"{pkg}=={metadata.version(pkg)}" for pkg in _SERVING_PACKAGES]
+
+
+def model_code_path(params: Params) -> Path:
+    """mlflow/adapter_model.py of the project, else of the lorag source tree this code runs from."""
+    import lorag
+
+    for root in (params.root, Path(lorag.__file__).resolve().parents[2]):
+        candidate = root / "mlflow" / MODEL_CODE
+        if candidate.is_file():
+            return candidate
+    raise FileNotFoundError(
+        f"no mlflow/{MODEL_CODE} in {params.root} or next to the lorag sources: copy it from the lorag "
+        "repository into your project's mlflow/ folder (it is the pyfunc MLflow serves the adapter with)."
+    )
+
+
+def index_lineage(params: Params) -> dict[str, Any]:
+    """The published index at registration time (collection and data_rev); None values when none is published."""
+    from lorag.index.stores import open_store
+
+    empty = {"index_name": params.index.name, "index_collection": None, "index_data_rev": None}
+    if params.index.backend == "lancedb" and not params.path(params.index.lancedb_dir).is_dir():
+        return empty  # opening the store would create the folder: nothing can be published there
+    store = open_store(params)
+    try:
+        state = store.load_state(params.index.name)
+    finally:
+        store.close()
+    if state is None:
+        return empty
+    return {**empty, "index_collection": state.get("collection"), "index_data_rev": state.get("data_rev")}
+
+
+def build_lineage(params: Params, train_run: Any, eval_run_id: str, report: EvalReport) -> dict[str, Any]:
+    from lorag.registry.runs import TAG_EXAMPLES_REV, TAG_GIT_COMMIT
+
+    tags = train_run.data.tags
+    return {
+        "train_run_id": train_run.info.run_id,
+        "eval_run_id": eval_run_id,
+        "base_model": tags.get("lorag.base_model") or params.train.base_model,
+        "base_model_revision": tags.get("lorag.base_model_revision") or None,
+        "examples_data_rev": _none(tags.get(TAG_EXAMPLES_REV)),
+        "git_commit": _none(tags.get(TAG_GIT_COMMIT)),
+        **index_lineage(params),
+        **{f"eval.{k}": v for k, v in report.metrics().items()},
+    }
+
+
+def _none(value: str | None) -> str | None:
+    return None if value in (None, "", "none") else value
+
+
+def _artifacts(params: Params, adapter_dir: Path) -> dict[str, str]:
+    """The adapter; plus the base model itself when it is the small demo model (a self-contained version)."""
+    from lorag.training.lora import base_model_record, resolve_base_model
+
+    artifacts = {"adapter": str(adapter_dir)}
+    provenance = base_model_record(params).get("base_model_provenance") or {}
+    if provenance.get("kind") == "lorag-tiny-llama":
+        artifacts["base_model"] = resolve_base_model(params)
+    return artifacts
+
+
+def log_adapter_model(params: Params, train_run_id: str, adapter_dir: Path) -> str:
+    """Log the adapter as a pyfunc model on its training run; returns the `models:/m-<id>` URI."""
+    import mlflow
+
+    from lorag.tracking import configure_mlflow
+
+    configure_mlflow(params, params.mlflow.train_experiment)
+    config = {"base_model": params.train.base_model, "base_model_revision": params.train.base_model_revision,
+              "max_new_tokens": params.adapter_eval.max_new_tokens}
+    with mlflow.start_run(run_id=train_run_id):
+        info = mlflow.pyfunc.log_model(
+            name=MODEL_NAME_IN_RUN, python_model=str(model_code_path(params)),
+            artifacts=_artifacts(params, adapter_dir), model_config=config, pip_requirements=pip_requirements(),
+        )
+    return info.model_uri
+
+
+def _existing_version(client: Any, name: str, train_run_id: str) -> str | None:
+    found = client.search_model_versions(f"name = '{name}' and run_id = '{train_run_id}'")
+    return str(max(int(v.version) for v in found)) if found else None
+
+
+def register_adapter(params: Params, train_run_id: str, adapter_dir: Path, report: EvalReport,
+                     plot: Path | None = None) -> Registered:
+    """Record the evaluation, register the run's adapter (once), tag its lineage, set `challenger` on it."""
+    import mlflow
+
+    from lorag.registry.runs import record_evaluation
+    from lorag.tracking import configure_mlflow
+
+    configure_mlflow(params, params.mlflow.train_experiment)
+    client = mlflow.MlflowClient()
+    train_run = client.get_run(train_run_id)  # raises at once if the id is not on this tracking server
+    eval_run_id = record_evaluation(params, train_run_id, report, plot)
+    name = params.mlflow.registered_model
+    version = _existing_version(client, name, train_run_id)
+    if version is None:
+        model_uri = log_adapter_model(params, train_run_id, Path(adapter_dir))
+        version = str(mlflow.register_model(model_uri, name).version)
+    else:
+        model_uri = str(client.get_model_version(name, version).source)
+    lineage = {"model_name": name, "model_version": version, "model_uri": model_uri,
+               **build_lineage(params, train_run, eval_run_id, report)}
+    for key, value in lineage.items():
+        if key not in ("model_name", "model_version"):
+            client.set_model_version_tag(name, version, f"lorag.{key}", "none" if value is None else str(value))
+    client.log_dict(train_run_id, lineage, "lineage.json")
+    client.log_dict(eval_run_id, lineage, "lineage.json")
+    client.set_registered_model_alias(name, CHALLENGER, version)
+    return Registered(name, version, model_uri, train_run_id, eval_run_id, lineage)
+
+
+def registered_summary(registered: Registered) -> str:
+    return json.dumps({"model": registered.name, "version": registered.version, "alias": CHALLENGER,
+                       "train_run_id": registered.train_run_id, "eval_run_id": registered.eval_run_id}, indent=2)
