@@ -19,17 +19,13 @@ from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 from prefect.concurrency.sync import concurrency
 
+from flows.common import ensure_concurrency_limit, io_error
 from lorag.config import Params, load_params
 from lorag.reindex import apply, prepare, record
 from lorag.reindex.run import ReindexResult, count_cached, reindex_lock
 
 REINDEX_LIMIT = "lorag-reindex"
 
-
-def _io_error(task: Any, task_run: Any, state: Any) -> bool:
-    """Retry only what a retry can fix: I/O and connection errors, not bad data or a tripped guard."""
-    exc = state.result(raise_on_failure=False)
-    return isinstance(exc, (OSError, ConnectionError, TimeoutError))
 
 
 def _store(params: Params):
@@ -44,7 +40,7 @@ def _embedder(params: Params):
     return load_embedder(params.embedding, root=params.root)
 
 
-@task(retries=2, retry_delay_seconds=2, retry_condition_fn=_io_error, cache_policy=NO_CACHE)
+@task(retries=2, retry_delay_seconds=2, retry_condition_fn=io_error, cache_policy=NO_CACHE)
 def snapshot_docs(params: Params, dry_run: bool):
     return prepare.take_snapshot(params, dry_run=dry_run)
 
@@ -75,7 +71,7 @@ def embed_chunks(params: Params, prepared: prepare.Prepared) -> apply.Embedded:
         return apply.embed_plan(params, prepared, _embedder(params), progress)
 
 
-@task(retries=2, retry_delay_seconds=2, retry_condition_fn=_io_error, cache_policy=NO_CACHE)
+@task(retries=2, retry_delay_seconds=2, retry_condition_fn=io_error, cache_policy=NO_CACHE)
 def write_chunks(params: Params, prepared: prepare.Prepared, embedded: apply.Embedded) -> float:
     store = _store(params)
     try:
@@ -93,7 +89,7 @@ def verify_index(params: Params, prepared: prepare.Prepared, embedded: apply.Emb
         store.close()
 
 
-@task(retries=2, retry_delay_seconds=2, retry_condition_fn=_io_error, cache_policy=NO_CACHE)
+@task(retries=2, retry_delay_seconds=2, retry_condition_fn=io_error, cache_policy=NO_CACHE)
 def publish_index(params: Params, prepared: prepare.Prepared) -> None:
     store = _store(params)
     try:
@@ -102,18 +98,10 @@ def publish_index(params: Params, prepared: prepare.Prepared) -> None:
         store.close()
 
 
-@task(retries=2, retry_delay_seconds=2, retry_condition_fn=_io_error, cache_policy=NO_CACHE)
+@task(retries=2, retry_delay_seconds=2, retry_condition_fn=io_error, cache_policy=NO_CACHE)
 def record_run(params: Params, result: ReindexResult) -> str:
     return record.record_reindex(params, result)
 
-
-def ensure_concurrency_limit(name: str = REINDEX_LIMIT, limit: int = 1) -> None:
-    """Create the global limit if it is missing: with strict=True a missing limit is an error, and without
-    strict it would silently be no lock at all."""
-    from prefect.client.orchestration import get_client
-
-    with get_client(sync_client=True) as client:
-        client.upsert_global_concurrency_limit_by_name(name, limit)
 
 
 @flow(name="lorag-reindex", log_prints=True)
@@ -122,7 +110,7 @@ def reindex_flow(
 ) -> dict:
     """Re-index the documents folder; returns the run summary."""
     params = load_params(params_path, overrides or [])
-    ensure_concurrency_limit()
+    ensure_concurrency_limit(REINDEX_LIMIT)
     with concurrency(REINDEX_LIMIT, occupy=1, strict=True), reindex_lock(params):
         snapshot = snapshot_docs(params, dry_run)
         prepared = plan_changes(params, snapshot, full)

@@ -21,16 +21,11 @@ from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 from prefect.concurrency.sync import concurrency
 
-from flows.reindex import ensure_concurrency_limit
+from flows.common import ensure_concurrency_limit, io_error
 from lorag.config import Params, load_params
 
 RETRAIN_LIMIT = "lorag-retrain"
 
-
-def _io_error(task: Any, task_run: Any, state: Any) -> bool:
-    """Retry only what a retry can fix: I/O and connection errors, not bad data or a failed training."""
-    exc = state.result(raise_on_failure=False)
-    return isinstance(exc, (OSError, ConnectionError, TimeoutError))
 
 
 @task(cache_policy=NO_CACHE)
@@ -40,7 +35,7 @@ def prepare_examples(params: Params) -> str:
     return str(prepare(params))
 
 
-@task(retries=2, retry_delay_seconds=2, retry_condition_fn=_io_error, cache_policy=NO_CACHE)
+@task(retries=2, retry_delay_seconds=2, retry_condition_fn=io_error, cache_policy=NO_CACHE)
 def snapshot_examples(params: Params) -> str:
     from lorag.versioning.dvc_repo import snapshot_folder
 
@@ -76,7 +71,7 @@ def evaluate_adapter(params: Params, run_dir: Path):
     return run_evaluation(params, run_dir)
 
 
-@task(retries=2, retry_delay_seconds=2, retry_condition_fn=_io_error, cache_policy=NO_CACHE)
+@task(retries=2, retry_delay_seconds=2, retry_condition_fn=io_error, cache_policy=NO_CACHE)
 def register_adapter(params: Params, train_run_id: str, run_dir: Path, report: Any):
     from lorag.registry.models import register_adapter as register
 

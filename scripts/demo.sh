@@ -32,3 +32,16 @@ python -m flows.reindex
 step "4. search with citations"
 lorag search "Should I open rooftop hives on a windy day?"
 lorag search "How is varroa treated in winter?" --top-k 3
+
+step "5. behavior track with DVC: build the tiny base model, validate the examples, train a LoRA adapter (2 CPU processes under accelerate), evaluate, register in MLflow"
+dvc repro
+
+step "6. dvc repro again: nothing changed, every stage is skipped"
+dvc repro
+
+step "7. the same stages as a Prefect flow: retrain and register a new challenger version"
+python -m flows.retrain
+
+step "done"
+echo "MLflow UI (runs, registered model lorag-adapter with its lineage tags):"
+echo "  .venv/bin/mlflow ui --backend-store-uri sqlite:///.lorag/mlflow.db"

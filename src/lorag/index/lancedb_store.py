@@ -109,6 +109,7 @@ class LanceDBStore:
         # task in another thread or worker) is seen at once instead of at this handle's open time.
         self._db = lancedb.connect(self.path, read_consistency_interval=timedelta(0))
         self._tables: dict[str, Any] = {}
+        self._ann: dict[str, int] = {}  # collection -> IVF partitions (cached: read on every dense query)
         self._executor: ThreadPoolExecutor | None = None
 
     # -- collections -----------------------------------------------------------------------------------------
@@ -342,8 +343,16 @@ class LanceDBStore:
         return fts, vec
 
     def _ann_partitions(self, table: Any) -> int:
-        _, vec = self._index_names(table)
-        return max(1, table.count_rows() // ANN_ROWS_PER_PARTITION) if vec else 0
+        """Partitions of the collection's IVF index (0: none), as recorded when it was built.
+
+        Recorded rather than derived from the row count: the index is built at one size and the table keeps
+        growing, so rows // ANN_ROWS_PER_PARTITION would overstate it and probe every partition.
+        """
+        name = table.name
+        if name not in self._ann:
+            built = self._meta_get(f"ann/{name}")
+            self._ann[name] = int(built["partitions"]) if built else 0
+        return self._ann[name]
 
     def _maintain(self, table: Any) -> None:
         """Compact and merge new rows into the indexes once enough piled up; build the ANN index when large."""
@@ -357,9 +366,15 @@ class LanceDBStore:
         if fts is None:
             table.create_index("text", config=FTS(), replace=True)
         rows = int(stats["num_rows"])
-        if vec is None and rows >= ANN_MIN_ROWS:
-            config = IvfFlat(distance_type="cosine", num_partitions=max(1, rows // ANN_ROWS_PER_PARTITION))
+        built = self._meta_get(f"ann/{table.name}") if vec else None
+        # (Re)build when the table first gets large, and again each time it doubles: IVF centroids trained on
+        # a small table partition a large one badly.
+        if rows >= ANN_MIN_ROWS and (vec is None or built is None or rows >= 2 * int(built["rows"])):
+            partitions = max(1, rows // ANN_ROWS_PER_PARTITION)
+            config = IvfFlat(distance_type="cosine", num_partitions=partitions)
             table.create_index("vector", config=config, replace=True)
+            self._meta_put(f"ann/{table.name}", {"rows": rows, "partitions": partitions})
+            self._ann.pop(table.name, None)
 
     def _meta_table(self, create: bool) -> Any | None:
         import pyarrow as pa

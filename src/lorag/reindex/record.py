@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import tempfile
-import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -20,7 +19,8 @@ def quarantine_failures(params: Params, prepared: Prepared) -> str | None:
 
     if not prepared.report.failures:
         return None
-    label = f"{time.strftime('%Y%m%dT%H%M%S', time.gmtime())}-{prepared.snapshot.data_rev[:8]}"
+    # One folder per data revision: re-runs over the same documents refresh it instead of piling up copies.
+    label = f"rev-{prepared.snapshot.data_rev[:12]}"
     folder = quarantine(
         prepared.report,
         params.path(params.corpus.docs_dir),

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import threading
 from dataclasses import asdict
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from lorag.config import Params
-    from lorag.index.protocol import SearchHit, SearchMode
+    from lorag.index.protocol import IndexStore, SearchHit, SearchMode
 
 
 class NoPublishedIndex(RuntimeError):
@@ -23,34 +24,59 @@ def search(
 ) -> list[SearchHit]:
     """Embed the query with the index's own embedder and search the collection the alias points to."""
     from lorag.embedding.embedder import load_embedder
-    from lorag.index.stores import open_store
 
     if not query.strip():
         raise ValueError("the query is empty: pass the question to search for, e.g. lorag search \"how do I ...\"")
-    store = open_store(params)
-    try:
-        alias = params.index.name
-        collection = store.get_alias(alias)
+    store = _open_store(params)
+    embedder = load_embedder(params.embedding, root=params.root)
+    collection = _checked_collection(params, store, embedder.fingerprint)
+    vector = embedder.embed([query])[0]
+    return store.search(
+        collection,
+        query,
+        vector,
+        top_k=top_k or params.search.top_k,
+        alpha=params.search.alpha if alpha is None else alpha,
+        mode=mode,
+    )
+
+
+# Searches keep their store open for the life of the process: opening one (and warming its indexes) cost
+# ~300 ms per query at 100k chunks (bench/query_latency.py). LanceDB handles read the newest table version on
+# every query, so a re-index in another process is seen at once.
+_STORES: dict[tuple[str, ...], IndexStore] = {}
+# collection -> fingerprint of the embedder it was built with. A collection never changes embedder (a new model
+# always means a new collection), so this is checked once per collection, not per query.
+_BUILT_WITH: dict[str, str] = {}
+_LOCK = threading.Lock()
+
+
+def _open_store(params: Params) -> IndexStore:
+    from lorag.index.stores import open_store
+
+    key = (params.index.backend, str(params.path(params.index.lancedb_dir)), params.index.weaviate.url_env)
+    with _LOCK:
+        if key not in _STORES:
+            _STORES[key] = open_store(params)
+        return _STORES[key]
+
+
+def _checked_collection(params: Params, store: IndexStore, fingerprint: str) -> str:
+    alias = params.index.name
+    collection = store.get_alias(alias)
+    if collection is None:
+        raise NoPublishedIndex(f"no index is published as '{alias}' yet: run `lorag reindex` first")
+    if collection not in _BUILT_WITH:
         state = store.load_state(alias)
-        if collection is None or state is None:
+        if state is None:
             raise NoPublishedIndex(f"no index is published as '{alias}' yet: run `lorag reindex` first")
-        embedder = load_embedder(params.embedding, root=params.root)
-        if state["embedder"] != embedder.fingerprint:
-            raise NoPublishedIndex(
-                f"index '{alias}' was built with another embedding model than embedding.model="
-                f"{params.embedding.model!r}: run `lorag reindex` (it rebuilds) or restore the model setting"
-            )
-        vector = embedder.embed([query])[0]
-        return store.search(
-            collection,
-            query,
-            vector,
-            top_k=top_k or params.search.top_k,
-            alpha=params.search.alpha if alpha is None else alpha,
-            mode=mode,
+        _BUILT_WITH[collection] = state["embedder"]
+    if _BUILT_WITH[collection] != fingerprint:
+        raise NoPublishedIndex(
+            f"index '{alias}' was built with another embedding model than embedding.model="
+            f"{params.embedding.model!r}: run `lorag reindex` (it rebuilds) or restore the model setting"
         )
-    finally:
-        store.close()
+    return collection
 
 
 def citation(hit: SearchHit) -> str:
