@@ -9,11 +9,11 @@ real model (a hub id, a folder outside the project, or a local model lorag did n
 
 from __future__ import annotations
 
-import argparse
 import json
 import shutil
 from pathlib import Path
 
+from lorag.stages import parse_stage_args
 from lorag.config import Params, load_params
 from lorag.training.tiny_model import PROVENANCE_FILE, build_tiny_base_model
 
@@ -68,11 +68,7 @@ def build_base_model(params: Params) -> Path | None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--params", default="params.yaml", help="path to params.yaml")
-    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                        help="override a parameter, e.g. --set train.tiny_model.hidden_size=128")
-    args = parser.parse_args(argv)
+    args = parse_stage_args(__doc__, "train.tiny_model.hidden_size=128", argv)
     params = load_params(args.params, args.overrides)
     built = build_base_model(params)
     if built is None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from lorag.stages import parse_stage_args
 from lorag.config import load_params
 from lorag.stages.train import pipeline_run_dir
 
@@ -18,12 +19,10 @@ from lorag.stages.train import pipeline_run_dir
 def main(argv: list[str] | None = None) -> None:
     from lorag.evaluation.adapter_eval import run_evaluation
 
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--params", default="params.yaml", help="path to params.yaml")
-    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                        help="override a parameter, e.g. --set adapter_eval.citation_samples=16")
-    parser.add_argument("--run-dir", type=Path, default=None, help="training run folder (default: the pipeline's)")
-    args = parser.parse_args(argv)
+    def extra(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--run-dir", type=Path, default=None, help="training run folder (default: the pipeline's)")
+
+    args = parse_stage_args(__doc__, "adapter_eval.citation_samples=16", argv, extra)
     params = load_params(args.params, args.overrides)
     report = run_evaluation(params, args.run_dir or pipeline_run_dir(params))
     m = report.metrics()

@@ -8,10 +8,10 @@ split by source document) is copied as is; bring your own examples by writing th
 
 from __future__ import annotations
 
-import argparse
 import shutil
 from pathlib import Path
 
+from lorag.stages import parse_stage_args
 from lorag.config import Params, load_params
 
 SPLIT_FILES = ("train.jsonl", "eval.jsonl")
@@ -34,11 +34,7 @@ def prepare_examples(params: Params) -> Path:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--params", default="params.yaml", help="path to params.yaml")
-    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                        help="override a parameter, e.g. --set examples.sample_dir=my/examples")
-    args = parser.parse_args(argv)
+    args = parse_stage_args(__doc__, "examples.sample_dir=my/examples", argv)
     print(f"examples ready in {prepare_examples(load_params(args.params, args.overrides))}")
 
 

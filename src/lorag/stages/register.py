@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from lorag.stages import parse_stage_args
 from lorag.config import Params, load_params
 from lorag.stages.train import pipeline_run_dir, read_run_record
 
@@ -31,12 +32,10 @@ def run(params: Params, run_dir: Path) -> Path:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--params", default="params.yaml", help="path to params.yaml")
-    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                        help="override a parameter, e.g. --set mlflow.registered_model=my-adapter")
-    parser.add_argument("--run-dir", type=Path, default=None, help="training run folder (default: the pipeline's)")
-    args = parser.parse_args(argv)
+    def extra(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--run-dir", type=Path, default=None, help="training run folder (default: the pipeline's)")
+
+    args = parse_stage_args(__doc__, "mlflow.registered_model=my-adapter", argv, extra)
     params = load_params(args.params, args.overrides)
     out = run(params, (args.run_dir or pipeline_run_dir(params)).resolve())
     print(out.read_text(encoding="utf-8"))

@@ -9,11 +9,11 @@ param or the data changed, so checkpoints of the previous run must not be resume
 
 from __future__ import annotations
 
-import argparse
 import json
 import shutil
 from pathlib import Path
 
+from lorag.stages import parse_stage_args
 from lorag.config import Params, load_params
 
 PIPELINE_RUN = "pipeline"
@@ -70,11 +70,7 @@ def run(params: Params, overrides: list[str]) -> Path:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--params", default="params.yaml", help="path to params.yaml")
-    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                        help="override a parameter, e.g. --set train.max_steps=10")
-    args = parser.parse_args(argv)
+    args = parse_stage_args(__doc__, "train.max_steps=10", argv)
     params = load_params(args.params, args.overrides)
     print(f"adapter trained in {run(params, args.overrides) / 'adapter'}")
 

@@ -8,10 +8,9 @@ the report and the quarantined lines are written first so the failure can be ins
 
 from __future__ import annotations
 
-import argparse
-from pathlib import Path
 from typing import Any
 
+from lorag.stages import parse_stage_args
 from lorag.config import Params, load_params
 from lorag.training.examples import write_split
 from lorag.validation.examples import (
@@ -57,11 +56,7 @@ def run(params: Params, tokenizer: Any | None = None) -> ExamplesReport:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--params", default="params.yaml", help="path to params.yaml")
-    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                        help="override a parameter, e.g. --set train.max_seq_len=1024")
-    args = parser.parse_args(argv)
+    args = parse_stage_args(__doc__, "train.max_seq_len=1024", argv)
     report = run(load_params(args.params, args.overrides))
     print(report.summary())
 
