@@ -97,6 +97,54 @@ def test_packing_isolates_examples(tiny_model_dir: Path, examples) -> None:
     assert not torch.allclose(leaky[n0 : n0 + n1], logits[n0 : n0 + n1], atol=1e-3)
 
 
+
+def test_best_fit_packing_fills_rows_and_keeps_file_order_inside_a_row() -> None:
+    from lorag.training.data import Encoded, best_fit_decreasing
+
+    lengths = [300, 250, 200, 260, 100, 212, 40, 500]
+    bins = best_fit_decreasing(lengths, 512)
+    assert sorted(i for b in bins for i in b) == list(range(len(lengths)))
+    assert all(sum(lengths[i] for i in b) <= 512 for b in bins)
+    assert len(bins) == 4  # packing in file order needs 5 rows for these lengths
+    encoded = [Encoded(f"e{i}", [i] * n, [IGNORE_INDEX] * n) for i, n in enumerate(lengths)]
+    rows = make_rows(encoded, 512, packing=True)
+    assert len(rows) == 4 and sorted(e for r in rows for e in r.example_ids) == sorted(e.id for e in encoded)
+    for row in rows:
+        assert row.example_ids == sorted(row.example_ids, key=lambda e: int(e[1:]))
+        assert row.position_ids == [p for e in row.example_ids for p in range(lengths[int(e[1:])])]
+
+
+def test_packed_batches_are_padding_free_and_packed_training_matches_the_model(
+    tiny_model_dir: Path, examples
+) -> None:
+    from lorag.training.lora import response_loss_model, use_packed_attention
+
+    model, tok = _load(tiny_model_dir)
+    encoded, _ = encode_examples(tok, examples[:6], max_seq_len=200)
+    rows = make_rows(encoded, max_seq_len=200, packing=True)
+    batch = collate(rows, tok.pad_token_id, packing=True)
+    total = sum(len(e.input_ids) for e in encoded)
+    assert batch["input_ids"].shape == (1, total) and batch.pop("num_real_tokens") == total
+    fast, _ = _load(tiny_model_dir)
+    use_packed_attention(fast)
+    with torch.no_grad():
+        torch.testing.assert_close(fast(**batch).logits, model(**batch).logits, atol=1e-5, rtol=1e-4)
+    # The label-only loss (output layer on response tokens only) gives the model's loss and the same gradients.
+    torch.manual_seed(0)
+    reference = apply_lora(model, LoraParams(dropout=0.0))
+    torch.manual_seed(0)
+    wrapped = response_loss_model(apply_lora(fast, LoraParams(dropout=0.0)))
+    assert wrapped.plain_head
+    expected, got = reference(**batch, use_cache=False).loss, wrapped(**batch)
+    torch.testing.assert_close(got, expected)
+    expected.backward()
+    got.backward()
+    grads = {n: p.grad for n, p in reference.named_parameters() if p.requires_grad}
+    for name, param in wrapped.peft_model.named_parameters():
+        if param.requires_grad:
+            torch.testing.assert_close(param.grad, grads[name], atol=1e-6, rtol=1e-4)
+
+
 def test_dynamic_padding_matches_unpadded_logits(tiny_model_dir: Path, examples) -> None:
     model, tok = _load(tiny_model_dir)
     encoded, _ = encode_examples(tok, examples[:3], max_seq_len=512)

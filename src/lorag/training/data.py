@@ -3,12 +3,14 @@
 The loss is on assistant tokens only (labels are -100 elsewhere), taken from the template's `{% generation %}`
 markers. Examples longer than `max_seq_len` are refused and reported, never cut silently: a truncated response
 teaches the model to stop mid-sentence. Packing puts several examples in one row with `position_ids` restarting
-at 0 for each; transformers then builds a block-diagonal mask, but only when no attention mask and no KV cache
-are passed (so the model must run with `use_cache=False`).
+at 0 for each, and lays a micro-batch's rows back to back without padding; transformers then keeps the examples
+apart (a block-diagonal mask), but only when no attention mask and no KV cache are passed (so the model must run
+with `use_cache=False`). Training uses `lora.packed_attention`, which attends within each example directly.
 """
 
 from __future__ import annotations
 
+import bisect
 import math
 import random
 from collections.abc import Iterator, Sequence
@@ -103,50 +105,77 @@ def encode_examples(
 
 
 def make_rows(encoded: Sequence[Encoded], max_seq_len: int, packing: bool) -> list[Row]:
-    """One row per example, or (packing) examples concatenated in order into rows of at most max_seq_len."""
-    rows: list[Row] = []
-    current = Row()
-    for enc in encoded:
-        if not packing or len(current.input_ids) + len(enc.input_ids) > max_seq_len:
-            if current.input_ids:
-                rows.append(current)
-            current = Row()
-        current.input_ids += enc.input_ids
-        current.labels += enc.labels
-        current.position_ids += list(range(len(enc.input_ids)))
-        current.example_ids.append(enc.id)
-    if current.input_ids:
-        rows.append(current)
-    return rows
+    """One row per example, or (packing) examples packed best-fit-decreasing into rows of at most max_seq_len.
+
+    Packing in file order leaves a row part-empty whenever the next example does not fit (with examples near half
+    of max_seq_len most rows hold one): that space becomes padding, and a longer epoch. Best-fit decreasing
+    (longest first, each into the fullest row it still fits) fills rows nearly to max_seq_len. Inside a row the
+    examples keep their file order and rows are ordered by their first example, so the result is deterministic.
+    """
+    if not packing:
+        return [_row([enc]) for enc in encoded]
+    bins = best_fit_decreasing([len(enc.input_ids) for enc in encoded], max_seq_len)
+    return [_row([encoded[i] for i in sorted(b)]) for b in sorted(bins, key=min)]
+
+
+def best_fit_decreasing(lengths: Sequence[int], capacity: int) -> list[list[int]]:
+    """Indices of `lengths` grouped into bins of total length <= capacity (every length must be <= capacity)."""
+    free: list[tuple[int, int]] = []  # (room left, bin number), sorted: bisect finds the fullest bin that fits
+    bins: list[list[int]] = []
+    for i in sorted(range(len(lengths)), key=lambda i: (-lengths[i], i)):
+        k = bisect.bisect_left(free, (lengths[i], -1))
+        if k == len(free):
+            bins.append([i])
+            bisect.insort(free, (capacity - lengths[i], len(bins) - 1))
+        else:
+            room, b = free.pop(k)
+            bins[b].append(i)
+            bisect.insort(free, (room - lengths[i], b))
+    return bins
+
+
+def _row(members: Sequence[Encoded]) -> Row:
+    row = Row()
+    for enc in members:
+        row.input_ids += enc.input_ids
+        row.labels += enc.labels
+        row.position_ids += list(range(len(enc.input_ids)))
+        row.example_ids.append(enc.id)
+    return row
 
 
 def collate(rows: Sequence[Row], pad_id: int, packing: bool) -> dict[str, Any]:
-    """Right-pad to the longest row of the batch (dynamic padding) and build tensors.
+    """Tensors for one micro-batch. `num_real_tokens` counts the tokens fed to the model, padding excluded.
 
-    Packed batches carry `position_ids` and NO attention mask (that is what makes transformers isolate the packed
-    examples). Their pads sit after all real tokens, so causal attention never lets a real token see them, and
-    their positions restart at 0 so they form a segment of their own. Unpacked batches carry the usual mask.
+    Packed batches are padding-free: the rows are laid back to back in ONE row of shape (1, total tokens), with
+    `position_ids` restarting at 0 for each example and NO attention mask (that is what makes transformers, and
+    `lora.packed_attention`, keep the examples apart). The examples and the loss (mean over the batch's label
+    tokens) are those of the rows stacked; only the pad tokens, which cost compute and teach nothing, are gone.
+    Unpacked batches are right-padded to the longest row (dynamic padding) and carry the usual mask.
     """
     import torch
 
+    n_real = sum(len(r.input_ids) for r in rows)
+    if packing:
+        return {
+            "input_ids": torch.tensor([[t for r in rows for t in r.input_ids]], dtype=torch.long),
+            "labels": torch.tensor([[t for r in rows for t in r.labels]], dtype=torch.long),
+            "position_ids": torch.tensor([[t for r in rows for t in r.position_ids]], dtype=torch.long),
+            "num_real_tokens": n_real,
+        }
     width = max(len(r.input_ids) for r in rows)
-    ids, labels, pos, attn = [], [], [], []
+    ids, labels, attn = [], [], []
     for r in rows:
         pad = width - len(r.input_ids)
         ids.append(r.input_ids + [pad_id] * pad)
         labels.append(r.labels + [IGNORE_INDEX] * pad)
-        pos.append(r.position_ids + list(range(pad)))
         attn.append([1] * len(r.input_ids) + [0] * pad)
-    batch: dict[str, Any] = {
+    return {
         "input_ids": torch.tensor(ids, dtype=torch.long),
         "labels": torch.tensor(labels, dtype=torch.long),
+        "attention_mask": torch.tensor(attn, dtype=torch.long),
+        "num_real_tokens": n_real,
     }
-    if packing:
-        batch["position_ids"] = torch.tensor(pos, dtype=torch.long)
-    else:
-        batch["attention_mask"] = torch.tensor(attn, dtype=torch.long)
-    batch["num_real_tokens"] = sum(len(r.input_ids) for r in rows)
-    return batch
 
 
 class BatchOrder:

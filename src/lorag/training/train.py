@@ -33,7 +33,14 @@ from lorag.training.data import (
     make_rows,
     train_examples_path,
 )
-from lorag.training.lora import apply_lora, base_model_record, load_base, save_adapter
+from lorag.training.lora import (
+    apply_lora,
+    base_model_record,
+    load_base,
+    response_loss_model,
+    save_adapter,
+    use_packed_attention,
+)
 
 EXPECTED_WORLD_SIZE_ENV = "LORAG_EXPECTED_WORLD_SIZE"
 DEBUG_ENV = "LORAG_TRAIN_DEBUG"
@@ -149,7 +156,11 @@ def train(params: Params, run_dir: Path) -> dict[str, Any]:
     run_dir.mkdir(parents=True, exist_ok=True)
     set_seed(tp.seed)  # same LoRA init on every rank; dropout streams are restored from checkpoints on resume
     model, tokenizer = load_base(params)
-    model = apply_lora(model, tp.lora)
+    if tp.packing:
+        use_packed_attention(model)
+    # Sharded setups (FSDP, DeepSpeed) keep the model's own loss: the label-only head calls submodules directly.
+    sharded = accelerator.distributed_type.value in ("FSDP", "DEEPSPEED", "MEGATRON_LM")
+    model = response_loss_model(apply_lora(model, tp.lora), label_only=not sharded)
     rows, skipped, n_examples = build_rows(params, tokenizer)
     order = BatchOrder(len(rows), tp.batch_size, accelerator.num_processes, accelerator.process_index, tp.seed)
     return _run(params, run_dir, accelerator, model, tokenizer, rows, order, skipped, n_examples)
@@ -162,7 +173,8 @@ def _run(params: Params, run_dir: Path, accelerator: Any, model: Any, tokenizer:
 
     tp = params.train
     steps = total_steps(tp, order)
-    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=tp.learning_rate)
+    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=tp.learning_rate,
+                                  foreach=True)
     # Not passed to prepare(): accelerate would step it once per process per call.
     scheduler = get_scheduler(_SCHEDULER[tp.lr_scheduler], optimizer, num_warmup_steps=tp.warmup_steps,
                               num_training_steps=steps)
@@ -177,7 +189,7 @@ def _run(params: Params, run_dir: Path, accelerator: Any, model: Any, tokenizer:
              trainable_params=n_trainable)
     rep.debug_record("batches", {"launch": True, "start_step": start})
     loop = _Loop(accelerator, model, optimizer, scheduler, tokenizer.pad_token_id, tp, rows, rep, steps)
-    t_begin, tokens_before, loss = time.perf_counter(), tokens, float("nan")
+    t_begin, tokens_before, loss = loop.t_begin, tokens, float("nan")
     stream = order.iter_from(start * tp.grad_accum)
     for step in range(start + 1, steps + 1):
         loss, step_tokens = loop.step(step, stream)
@@ -205,6 +217,8 @@ class _Loop:
         self.acc, self.model, self.opt, self.sched, self.pad_id = accelerator, model, optimizer, scheduler, pad_id
         self.tp, self.rows, self.rep, self.total = tp, rows, rep, total
         self.sleep = float(os.environ.get(STEP_SLEEP_ENV, "0"))
+        # Clocks of the step lines: benchmarks time steps after a warm-up from them (wall, and CPU of rank 0).
+        self.t_begin, self.cpu_begin = time.perf_counter(), time.process_time()
         model.train()
 
     def step(self, step: int, stream: Iterator[tuple[int, int, list[int]]]) -> tuple[float, int]:
@@ -219,18 +233,20 @@ class _Loop:
             self.rep.debug_record("batches", {"step": step, "micro": micro,
                                               "example_ids": [self.rows[i].example_ids for i in idx]})
             with acc.accumulate(self.model):
-                out = self.model(**{k: v.to(acc.device) for k, v in batch.items()}, use_cache=False)
-                acc.backward(out.loss)
+                micro_loss = self.model(**{k: v.to(acc.device) for k, v in batch.items()})
+                acc.backward(micro_loss)
                 self.opt.step()  # a no-op until the last micro-batch of the step (accelerate tracks it)
                 if acc.sync_gradients:
                     self.sched.step()
                 self.opt.zero_grad()
-            loss_sum += out.loss.detach().float().item() / self.tp.grad_accum
-        loss = acc.reduce(torch.tensor(loss_sum, device=acc.device), "mean").item()
-        tokens = int(acc.reduce(torch.tensor(n_tokens, device=acc.device), "sum").item())
-        dt = time.perf_counter() - t0
+            loss_sum += micro_loss.detach().float().item() / self.tp.grad_accum
+        # One collective for both numbers (float64 holds token counts exactly).
+        totals = acc.reduce(torch.tensor([loss_sum, n_tokens], dtype=torch.float64, device=acc.device), "sum")
+        loss, tokens = totals[0].item() / acc.num_processes, int(totals[1].item())
+        now = time.perf_counter()
         self.rep.emit("step", step=step, total_steps=self.total, epoch=epoch, loss=loss,
-                      lr=self.sched.get_last_lr()[0], tokens=tokens, tokens_per_s=tokens / dt)
+                      lr=self.sched.get_last_lr()[0], tokens=tokens, tokens_per_s=tokens / (now - t0),
+                      elapsed_s=now - self.t_begin, cpu_s=time.process_time() - self.cpu_begin)
         if self.sleep > 0:
             time.sleep(self.sleep)
         return loss, tokens
@@ -238,11 +254,11 @@ class _Loop:
 
 def _finish(accelerator: Any, model: Any, run_dir: Path, summary: dict[str, Any], rep: Reporter) -> None:
     accelerator.wait_for_everyone()
-    unwrapped = accelerator.unwrap_model(model)
+    unwrapped = accelerator.unwrap_model(model)  # the response-loss module around the peft model
     # Collective under FSDP/DeepSpeed (gathers the shards), a plain state_dict under DDP: every rank calls it.
-    state = accelerator.get_state_dict(model)
+    state = {k.removeprefix("peft_model."): v for k, v in accelerator.get_state_dict(model).items()}
     if accelerator.is_main_process:
-        adapter = save_adapter(unwrapped, run_dir / "adapter", state_dict=state)
+        adapter = save_adapter(unwrapped.peft_model, run_dir / "adapter", state_dict=state)
         summary["adapter_dir"] = str(adapter)
         tmp = run_dir / "summary.json.tmp"
         tmp.write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
