@@ -161,6 +161,11 @@ def test_validate_stage_writes_report_and_clean_splits(tmp_path, tokenizer) -> N
     saved = json.loads((tmp_path / ".lorag/reports/examples_validation.json").read_text(encoding="utf-8"))
     assert saved["ok"] is True and saved["total"] == 20 and len(saved["failures"]) == 1
     assert [e.id for e in read_examples(tmp_path / ".lorag/examples-clean/train.jsonl")[0]] == report.passed["train"]
+    # training reads the clean split: the quarantined example never reaches it
+    from lorag.training.data import load_examples, train_examples_path
+
+    trained_on = {e.id for e in load_examples(train_examples_path(params))}
+    assert train[0].id not in trained_on and len(trained_on) == len(train) - 1
     # over the ratio: the stage raises, keeps the report and leaves no clean splits behind
     strict = load_params(tmp_path / "params.yaml", ["examples.max_failure_ratio=0.0"])
     with pytest.raises(ExamplesValidationFailed):

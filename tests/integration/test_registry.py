@@ -112,7 +112,7 @@ def test_failed_training_registers_nothing(trained, mlflow_server: str) -> None:
     from lorag.cli import app
 
     root = trained[0]
-    examples = root / "data" / "examples" / "train.jsonl"
+    examples = root / ".lorag" / "examples-clean" / "train.jsonl"  # what training reads
     good = examples.read_text(encoding="utf-8")
     overrides = [f"mlflow.tracking_uri={mlflow_server}", "mlflow.train_experiment=failed-train",
                  "mlflow.registered_model=failed-adapter"]

@@ -52,8 +52,9 @@ def make_project(root: Path, model_dir: Path, n_examples: int = 24, train: dict 
     import yaml
 
     shutil.copytree(REPO_ROOT / "infra" / "accelerate", root / "infra" / "accelerate")
-    write_jsonl(root / "data" / "examples" / "train.jsonl", make_examples(n_examples))
-    write_jsonl(root / "data" / "examples" / "eval.jsonl", make_examples(4, prefix="ev"))
+    # Straight into the validated folder training reads (examples.clean_dir): these are valid by construction.
+    write_jsonl(root / ".lorag" / "examples-clean" / "train.jsonl", make_examples(n_examples))
+    write_jsonl(root / ".lorag" / "examples-clean" / "eval.jsonl", make_examples(4, prefix="ev"))
     settings = {"base_model": str(model_dir), "max_seq_len": 128, "batch_size": 2, "threads_per_process": 1,
                 "accelerate_config": "cpu-2proc", "max_steps": 6, "checkpoint_every": 2, "warmup_steps": 1,
                 **(train or {})}

@@ -375,7 +375,7 @@ def test_failed_run_raises_with_exit_code_and_tail(tiny_model_dir: Path, tmp_pat
     root = project_factory(tmp_path / "p", tiny_model_dir, train={"accelerate_config": "cpu-1proc"})
     params = load_params(root)
     # Corrupt the examples after preflight would pass: the child process fails reading them.
-    (root / "data" / "examples" / "train.jsonl").write_text('{"id": "a"}\n')
+    (root / ".lorag" / "examples-clean" / "train.jsonl").write_text('{"id": "a"}\n')
     with pytest.raises(TrainingFailed) as info:
         launch_training(params, tmp_path / "run", [])
     assert info.value.returncode != 0

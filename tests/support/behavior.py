@@ -153,7 +153,7 @@ def make_behavior_project(root: Path, base_model: Path | None, overrides: dict[s
     """A git repo with the repo's params.yaml (tiny training), sample/, infra/accelerate and mlflow/.
 
     `base_model` is an already built demo model (absolute path) or None to keep params.yaml's own.
-    `prepared` copies the sample splits into examples.dir (else the folder does not exist yet).
+    `prepared` copies the sample splits into examples.dir and examples.clean_dir (else neither exists yet).
     """
     root.mkdir(parents=True, exist_ok=True)
     for rel in ("sample", "infra/accelerate", "mlflow"):
@@ -166,10 +166,11 @@ def make_behavior_project(root: Path, base_model: Path | None, overrides: dict[s
     (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False), encoding="utf-8")
     (root / ".gitignore").write_text(".lorag/\nmlruns/\n__pycache__/\n", encoding="utf-8")
     if prepared:
-        examples = root / params["examples"]["dir"]
-        examples.mkdir(parents=True)
-        for name in ("train.jsonl", "eval.jsonl"):
-            shutil.copyfile(root / params["examples"]["sample_dir"] / name, examples / name)
+        # The sample splits pass the examples suite (tests/data), so they go to the validated folder too.
+        for folder in (params["examples"]["dir"], params["examples"]["clean_dir"]):
+            (root / folder).mkdir(parents=True, exist_ok=True)
+            for name in ("train.jsonl", "eval.jsonl"):
+                shutil.copyfile(root / params["examples"]["sample_dir"] / name, root / folder / name)
     git(root, "init", "--quiet", "--initial-branch=main")
     git(root, "config", "user.name", "Test User")
     git(root, "config", "user.email", "test@example.com")

@@ -78,7 +78,10 @@ def preflight(params: Params) -> None:
         )
     train_file = train_examples_path(params)
     if not train_file.is_file() or train_file.stat().st_size == 0:
-        raise FileNotFoundError(f"{train_file}: no training examples. Build and validate the examples first.")
+        raise FileNotFoundError(
+            f"{train_file}: no validated training examples. Validate them first: "
+            "`python -m lorag.stages.validate_examples --params params.yaml` (or run the pipeline: `dvc repro`)."
+        )
     source = resolve_base_model(params)
     try:
         config = AutoConfig.from_pretrained(source, revision=params.train.base_model_revision)
