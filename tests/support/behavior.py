@@ -22,6 +22,8 @@ from typing import Any
 import pytest
 import yaml
 
+from support.project import git, merge
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
 # Tiny, single-thread training: a run is a few seconds of compute on a shared 2-core machine.
 TINY_TRAIN = {"max_steps": 4, "accelerate_config": "cpu-1proc", "threads_per_process": 1, "checkpoint_every": 2,
@@ -135,17 +137,6 @@ def sample_base_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return build_tiny_base_model(params, tmp_path_factory.mktemp("sample-base-model"), texts=sample_texts(params))
 
 
-def git(root: Path, *args: str) -> str:
-    proc = subprocess.run(["git", *args], cwd=root, capture_output=True, text=True, check=False)
-    assert proc.returncode == 0, f"git {' '.join(args)} failed: {proc.stderr}"
-    return proc.stdout.strip()
-
-
-def merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
-    out = dict(base)
-    for key, value in extra.items():
-        out[key] = merge(out.get(key, {}), value) if isinstance(value, dict) else value
-    return out
 
 
 def make_behavior_project(root: Path, base_model: Path | None, overrides: dict[str, Any] | None = None,

@@ -21,10 +21,10 @@ def git(root: Path, *args: str) -> str:
     return proc.stdout.strip()
 
 
-def _merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
+def merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
     out = dict(base)
     for key, value in extra.items():
-        out[key] = _merge(out.get(key, {}), value) if isinstance(value, dict) else value
+        out[key] = merge(out.get(key, {}), value) if isinstance(value, dict) else value
     return out
 
 
@@ -52,7 +52,7 @@ def make_project(tmp_path: Path) -> Callable[..., Path]:
     ) -> Path:
         root = tmp_path / name
         root.mkdir()
-        params = _merge({"corpus": {"docs_dir": "data/docs"}}, overrides or {})
+        params = merge({"corpus": {"docs_dir": "data/docs"}}, overrides or {})
         (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False), encoding="utf-8")
         (root / ".gitignore").write_text(_GITIGNORE, encoding="utf-8")
         docs_dir = root / params["corpus"]["docs_dir"]

@@ -19,7 +19,15 @@ from typing import Any
 
 import numpy as np
 
-from lorag.index.protocol import IndexRow, IndexStoreError, RowMeta, SearchHit, SearchMode, check_name
+from lorag.index.protocol import (
+    IndexRow,
+    IndexStoreError,
+    RowMeta,
+    SearchHit,
+    SearchMode,
+    check_name,
+    check_search_args,
+)
 
 META_TABLE = "_lorag_meta"
 META_COLUMNS = ["chunk_id", "doc_id", "text_hash", "heading", "start", "end", "ordinal", "data_rev"]
@@ -228,10 +236,7 @@ class LanceDBStore:
         mode: SearchMode = "hybrid",
     ) -> list[SearchHit]:
         """Dense (score = cosine similarity), full-text (score = BM25) or hybrid (relative score fusion)."""
-        if mode not in ("hybrid", "dense", "fulltext"):
-            raise ValueError(f"mode must be 'hybrid', 'dense' or 'fulltext', got {mode!r}")
-        if not 0.0 <= alpha <= 1.0:
-            raise ValueError(f"alpha must be within [0, 1] (1 = dense only, 0 = full-text only), got {alpha}")
+        check_search_args(mode, alpha)
         if top_k <= 0:
             return []
         table = self._table(collection)

@@ -90,3 +90,11 @@ def check_name(kind: str, name: str) -> str:
             f"{kind} name {name!r} is invalid: use a letter followed by letters, digits or '_' (e.g. lorag_docs)."
         )
     return name
+
+
+def check_search_args(mode: str, alpha: float) -> None:
+    """The argument rules every store's search() shares, so both backends refuse the same inputs alike."""
+    if mode not in ("hybrid", "dense", "fulltext"):
+        raise ValueError(f"mode must be 'hybrid', 'dense' or 'fulltext', got {mode!r}")
+    if not 0.0 <= alpha <= 1.0:
+        raise ValueError(f"alpha must be within [0, 1] (1 = dense only, 0 = full-text only), got {alpha}")

@@ -23,7 +23,15 @@ from urllib.parse import urlparse
 
 import numpy as np
 
-from lorag.index.protocol import IndexRow, IndexStoreError, RowMeta, SearchHit, SearchMode, check_name
+from lorag.index.protocol import (
+    IndexRow,
+    IndexStoreError,
+    RowMeta,
+    SearchHit,
+    SearchMode,
+    check_name,
+    check_search_args,
+)
 
 if TYPE_CHECKING:
     from lorag.config import WeaviateParams
@@ -236,10 +244,7 @@ class WeaviateStore:
         """Dense (score = cosine similarity), full-text (BM25) or hybrid (relativeScoreFusion with alpha)."""
         from weaviate.classes.query import HybridFusion, MetadataQuery
 
-        if mode not in ("hybrid", "dense", "fulltext"):
-            raise ValueError(f"mode must be 'hybrid', 'dense' or 'fulltext', got {mode!r}")
-        if not 0.0 <= alpha <= 1.0:
-            raise ValueError(f"alpha must be within [0, 1] (1 = dense only, 0 = full-text only), got {alpha}")
+        check_search_args(mode, alpha)
         if top_k <= 0:
             return []
         query, text = self._col(collection).query, (query_text or "").strip()
