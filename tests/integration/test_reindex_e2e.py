@@ -120,6 +120,10 @@ def test_search_cli_answers_with_citations(make_project, cache_dir):
     assert hits_in_gold >= len(asked) // 2
     text = runner.invoke(app, ["search", "varroa mite treatment", "--params", str(root / "params.yaml")])
     assert text.exit_code == 0 and "[1]" in text.stdout and "score" in text.stdout
+    status = runner.invoke(app, ["status", "--params", str(root / "params.yaml")])
+    assert status.exit_code == 0, status.output
+    state = json.loads(status.stdout)
+    assert state["collection"].startswith("lorag_docs_") and state["chunk_count"] > 100 and state["pending"] is None
 
 
 def test_dry_run_plans_without_writing(make_project, cache_dir):
