@@ -101,7 +101,8 @@ def evaluate(params: Any, pairs: list[tuple[str, str]], gold: dict[str, str], fi
     from lorag.embedding.cache import EmbeddingCache
     from lorag.embedding.embedder import load_embedder
     from lorag.embedding.pipeline import embed_texts
-    from lorag.index.lancedb_store import OVERFETCH, relative_score_fusion
+    from lorag.index.fusion import relative_score_fusion
+    from lorag.index.lancedb_store import OVERFETCH
     from lorag.index.stores import open_store
 
     embedder = load_embedder(params.embedding, root=params.root)

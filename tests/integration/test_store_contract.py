@@ -422,7 +422,7 @@ def test_a_second_open_store_sees_new_writes(filled: tuple[Backend, str, list[In
 
 # -- embedded store only ---------------------------------------------------------------------------------------
 def test_relative_score_fusion_values() -> None:
-    from lorag.index.lancedb_store import relative_score_fusion
+    from lorag.index.fusion import relative_score_fusion
     from lorag.index.protocol import SearchHit
 
     def hit(cid: str, score: float) -> SearchHit:
