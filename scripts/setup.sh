@@ -9,8 +9,11 @@ PY=${PYTHON:-python3}
 stamp=.venv/.lorag-installed
 want=$(cat pyproject.toml constraints.txt | sha256sum | cut -d' ' -f1)
 if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
-  .venv/bin/pip install --quiet --upgrade pip
-  .venv/bin/pip install --quiet -c constraints.txt "torch==2.13.0"
-  .venv/bin/pip install --quiet -c constraints.txt -e ".[dev,onnx,bench]"
+  echo "installing lorag and its pinned stack into .venv (the first time takes several minutes; log: .venv/install.log)"
+  {
+    .venv/bin/pip install --upgrade pip &&
+    .venv/bin/pip install -c constraints.txt "torch==2.13.0" &&
+    .venv/bin/pip install -c constraints.txt -e ".[dev,onnx,bench]"
+  } > .venv/install.log 2>&1 || { tail -n 40 .venv/install.log; echo "install failed: see .venv/install.log" >&2; exit 1; }
   echo "$want" > "$stamp"
 fi
