@@ -115,14 +115,10 @@ def search(
 @app.command()
 def status(params_path: ParamsOpt = None, overrides: SetOpt = None) -> None:
     """Show what the published index reflects: collection, data revision, chunk count."""
-    from lorag.index.stores import open_store
+    from lorag.index.stores import published_state
 
     params = _params(params_path, overrides)
-    store = open_store(params)
-    try:
-        state = store.load_state(params.index.name)
-    finally:
-        store.close()
+    state = published_state(params)
     if state is None:
         typer.echo(f"no index published as '{params.index.name}' yet: run `lorag reindex`")
         raise typer.Exit(1)

@@ -226,3 +226,10 @@ def test_broken_params_fail_before_any_work(make_project):
     assert "index.backend" in result.output and "chunking.max_tokenz" in result.output
     assert "did you mean 'max_tokens'" in result.output
     assert not (root / ".lorag").exists() and not (root / ".dvc").exists()
+
+
+def test_status_before_any_reindex_says_so_and_creates_nothing(make_project):
+    root = make_project()
+    result = CliRunner().invoke(app, ["status", "--params", str(root / "params.yaml")])
+    assert result.exit_code == 1 and "run `lorag reindex`" in result.output
+    assert not (root / ".lorag").exists()

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from lorag.index.protocol import IndexStore, IndexStoreError
 
@@ -33,3 +33,18 @@ def open_store(params: Params) -> IndexStore:
             )
         return WeaviateStore(connect_weaviate(wp))
     raise IndexStoreError(f"unknown index.backend {backend!r}: use lancedb or weaviate")
+
+
+def published_state(params: Params) -> dict[str, Any] | None:
+    """The state record of the index published as `index.name`, or None when nothing is published yet.
+
+    Read-only: a project whose embedded index folder does not exist has nothing published, and opening the store
+    there would create the folder.
+    """
+    if params.index.backend == "lancedb" and not params.path(params.index.lancedb_dir).is_dir():
+        return None
+    store = open_store(params)
+    try:
+        return store.load_state(params.index.name)
+    finally:
+        store.close()

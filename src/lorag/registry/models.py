@@ -59,16 +59,10 @@ def model_code_path(params: Params) -> Path:
 
 def index_lineage(params: Params) -> dict[str, Any]:
     """The published index at registration time (collection and data_rev); None values when none is published."""
-    from lorag.index.stores import open_store
+    from lorag.index.stores import published_state
 
     empty = {"index_name": params.index.name, "index_collection": None, "index_data_rev": None}
-    if params.index.backend == "lancedb" and not params.path(params.index.lancedb_dir).is_dir():
-        return empty  # opening the store would create the folder: nothing can be published there
-    store = open_store(params)
-    try:
-        state = store.load_state(params.index.name)
-    finally:
-        store.close()
+    state = published_state(params)
     if state is None:
         return empty
     return {**empty, "index_collection": state.get("collection"), "index_data_rev": state.get("data_rev")}

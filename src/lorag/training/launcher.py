@@ -205,7 +205,7 @@ def launch_training(
     summary = json.loads((run_dir / "summary.json").read_text(encoding="utf-8"))
     result = TrainResult(run_dir, Path(summary["adapter_dir"]), summary, read_metrics(run_dir))
     if track:
-        from lorag.training.record import record_training
+        from lorag.registry.runs import record_training
 
         result.mlflow_run_id = record_training(params, result)
     return result
