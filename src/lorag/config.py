@@ -179,7 +179,8 @@ class Params(_Section):
     adapter_eval: AdapterEvalParams = AdapterEvalParams()
 
     def path(self, p: Path | str) -> Path:
-        """Resolve a params path against the project root."""
+        """Resolve a path against the project root. Every Path field of a loaded Params is already absolute
+        (`load_params` resolves them once), so this is only needed for paths that do not come from params."""
         p = Path(p)
         return p if p.is_absolute() else (self.root / p).resolve()
 
@@ -215,9 +216,22 @@ def load_params(path: Path | str | None = None, overrides: list[str] | None = No
         _apply_override(raw, item)
     raw["root"] = file.parent.resolve()
     try:
-        return Params.model_validate(raw)
+        params = Params.model_validate(raw)
     except ValidationError as exc:
         raise ConfigError(_explain(file, exc)) from None
+    return _resolve_paths(params, params.root)
+
+
+def _resolve_paths(section: BaseModel, root: Path) -> Any:
+    """Every relative Path field made absolute against the project root, once, so no caller has to."""
+    update: dict[str, Any] = {}
+    for name in type(section).model_fields:
+        value = getattr(section, name)
+        if isinstance(value, Path) and name != "root" and not value.is_absolute():
+            update[name] = (root / value).resolve()
+        elif isinstance(value, BaseModel):
+            update[name] = _resolve_paths(value, root)
+    return section.model_copy(update=update)
 
 
 def _apply_override(raw: dict[str, Any], item: str) -> None:

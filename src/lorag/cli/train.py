@@ -1,7 +1,7 @@
 """`lorag train` and `lorag build-base-model`: the behavior track from the command line.
 
-Registered on the main app in lorag.cli. Training runs as an `accelerate launch` subprocess; its JSON step lines
-feed a rich progress bar. Ctrl-C stops every rank; a failed or interrupted run registers nothing.
+Registered on the app in lorag.cli. Training runs as an `accelerate launch` subprocess; its JSON step lines feed
+a rich progress bar. Ctrl-C stops every rank; a failed or interrupted run registers nothing.
 """
 
 from __future__ import annotations
@@ -12,25 +12,7 @@ from typing import Annotated, Any, Optional
 
 import typer
 
-# Same options as lorag.cli (not imported from it: lorag.cli imports this module to register the commands).
-ParamsOpt = Annotated[
-    Optional[Path], typer.Option("--params", "-p", help="params.yaml to use (default: ./params.yaml)")
-]
-SetOpt = Annotated[
-    Optional[list[str]], typer.Option("--set", "-s", help="override a param: --set train.max_steps=20 (repeatable)")
-]
-
-
-def _params(path: Optional[Path], overrides: Optional[list[str]]) -> Any:
-    from lorag.cli import _params as load
-
-    return load(path, overrides)
-
-
-def _fail(exc: Exception) -> None:
-    from lorag.cli import _fail as fail
-
-    fail(exc)
+from lorag.cli.common import ParamsOpt, SetOpt, cli_params, fail
 
 
 class _StepBar:
@@ -84,8 +66,8 @@ def train_cmd(
     from lorag.training.launcher import TrainingFailed, launch_training
 
     if register and not track:
-        _fail(ValueError("--register needs the MLflow training run: drop --no-track"))
-    params = _params(params_path, overrides)
+        fail(ValueError("--register needs the MLflow training run: drop --no-track"))
+    params = cli_params(params_path, overrides)
     target = (run_dir or new_run_dir(params)).resolve()
     try:
         with _progress() as progress:
@@ -97,7 +79,7 @@ def train_cmd(
         if register:
             summary.update(_evaluate_and_register(params, result))
     except (TrainingFailed, FileNotFoundError, ValueError) as exc:
-        _fail(exc)
+        fail(exc)
     _show(summary, as_json)
 
 
@@ -136,11 +118,11 @@ def build_base_model_cmd(params_path: ParamsOpt = None, overrides: SetOpt = None
     """
     from lorag.stages.build_base_model import build_base_model
 
-    params = _params(params_path, overrides)
+    params = cli_params(params_path, overrides)
     try:
         built = build_base_model(params)
     except (FileNotFoundError, ValueError) as exc:
-        _fail(exc)
+        fail(exc)
     if built is None:
         typer.echo(f"train.base_model={params.train.base_model!r} is not a lorag demo model: nothing to build")
     else:

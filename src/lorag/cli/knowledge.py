@@ -1,44 +1,17 @@
-"""The `lorag` command line. Each command parses, loads params, makes one library call, prints the result."""
+"""Knowledge-track commands: `lorag reindex`, `lorag search`, `lorag status`."""
 
 from __future__ import annotations
 
 import contextlib
 import json
 import sys
-from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
 
-from lorag.config import ConfigError, Params, load_params
-
-app = typer.Typer(
-    help="lorag: keep a RAG index equal to your documents, and fine-tune LoRA adapters, reproducibly.",
-    no_args_is_help=True,
-    add_completion=False,
-    pretty_exceptions_enable=False,
-)
-
-ParamsOpt = Annotated[Optional[Path], typer.Option("--params", "-p", help="params.yaml to use (default: ./params.yaml)")]
-SetOpt = Annotated[
-    Optional[list[str]], typer.Option("--set", "-s", help="override a param: --set index.backend=weaviate (repeatable)")
-]
+from lorag.cli.common import ParamsOpt, SetOpt, cli_params, fail
 
 
-def _params(path: Optional[Path], overrides: Optional[list[str]]) -> Params:
-    try:
-        return load_params(path, overrides or [])
-    except ConfigError as exc:
-        typer.secho(str(exc), fg="red", err=True)
-        raise typer.Exit(2) from None
-
-
-def _fail(exc: Exception) -> None:
-    typer.secho(f"error: {exc}", fg="red", err=True)
-    raise typer.Exit(1)
-
-
-@app.command()
 def reindex(
     params_path: ParamsOpt = None,
     overrides: SetOpt = None,
@@ -57,13 +30,13 @@ def reindex(
     from lorag.reindex.run import run_reindex
     from lorag.reindex.show import print_summary
 
-    params = _params(params_path, overrides)
+    params = cli_params(params_path, overrides)
     try:
         # Libraries (DVC, MLflow) print to stdout; keep stdout for our own output so --json stays parseable.
         with contextlib.redirect_stdout(sys.stderr), RichProgress() as progress:
             result = run_reindex(params, full=full, dry_run=dry_run, progress=progress)
     except (RuntimeError, FileNotFoundError, ValueError) as exc:
-        _fail(exc)
+        fail(exc)
     summary = result.summary()
     if as_json:
         print(json.dumps(summary, indent=2, default=str))
@@ -71,7 +44,6 @@ def reindex(
         print_summary(summary)
 
 
-@app.command()
 def search(
     query: Annotated[str, typer.Argument(help="the question or keywords")],
     params_path: ParamsOpt = None,
@@ -91,13 +63,13 @@ def search(
     from lorag.retrieval.search import search as run_search
 
     if mode not in ("hybrid", "dense", "fulltext"):
-        _fail(ValueError(f"--mode {mode!r}: use hybrid, dense or fulltext"))
-    params = _params(params_path, overrides)
+        fail(ValueError(f"--mode {mode!r}: use hybrid, dense or fulltext"))
+    params = cli_params(params_path, overrides)
     try:
         with contextlib.redirect_stdout(sys.stderr):
             hits = run_search(params, query, top_k=top_k, alpha=alpha, mode=mode)  # type: ignore[arg-type]
     except (RuntimeError, ValueError) as exc:
-        _fail(exc)
+        fail(exc)
     if as_json:
         print(json.dumps(hits_as_json(hits), indent=2))
         return
@@ -112,29 +84,14 @@ def search(
         console.print("no results")
 
 
-@app.command()
 def status(params_path: ParamsOpt = None, overrides: SetOpt = None) -> None:
     """Show what the published index reflects: collection, data revision, chunk count."""
     from lorag.index.stores import published_state
 
-    params = _params(params_path, overrides)
+    params = cli_params(params_path, overrides)
     state = published_state(params)
     if state is None:
         typer.echo(f"no index published as '{params.index.name}' yet: run `lorag reindex`")
         raise typer.Exit(1)
     state.pop("manifest", None)
     print(json.dumps(state, indent=2))
-
-
-from lorag.cli_train import build_base_model_cmd, train_cmd  # noqa: E402  (behavior-track commands)
-
-app.command("train")(train_cmd)
-app.command("build-base-model")(build_base_model_cmd)
-
-
-def main() -> None:  # pragma: no cover - console entry
-    app(prog_name="lorag")
-
-
-if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())
