@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import os
 import subprocess
 from pathlib import Path
 
@@ -187,3 +188,23 @@ def test_push_failure_says_data_is_safe_and_how_to_fix(make_project) -> None:
     with pytest.raises(SnapshotError, match="versioning.remote_url"):
         snapshot_docs(params)
     assert _commit_count(params.root) == commits  # nothing committed that the remote lacks
+
+
+def test_in_root_symlink_stays_a_symlink_and_its_content_is_versioned(make_project) -> None:
+    # Measured with DVC 3.67: `dvc add` of the folder used to replace an in-root link by a copy of its target.
+    root = make_project()
+    params = load_params(root / "params.yaml")
+    docs = params.path(params.corpus.docs_dir)
+    (docs / "alias.md").symlink_to("intro.md")  # relative, as people make them
+    (docs / "guide" / "intro-again.md").symlink_to(docs / "intro.md")  # absolute
+    (docs / "shortcut").symlink_to("guide", target_is_directory=True)
+    before = {p: os.readlink(docs / p) for p in ("alias.md", "guide/intro-again.md", "shortcut")}
+
+    for _ in range(2):  # the second snapshot is a no-op add of the same folder: it must not relink either
+        snap = snapshot_docs(params)
+        assert {p: os.readlink(docs / p) for p in before if (docs / p).is_symlink()} == before
+
+    intro_md5 = hashlib.md5((docs / "intro.md").read_bytes()).hexdigest()
+    assert snap.manifest["alias.md"] == snap.manifest["guide/intro-again.md"] == intro_md5
+    assert _remote_has(params.path(params.versioning.remote_url), intro_md5)
+    assert (docs / "intro.md").is_file() and not (docs / "intro.md").is_symlink()

@@ -3,9 +3,11 @@
 This is the one module that touches DVC internals (`dvc.repo.Repo` is not a public API): keep it that way so a
 DVC upgrade is one file to check. Git is driven with plain subprocess calls.
 
-Symlinks (measured with DVC 3.67.1): `dvc add` on a folder FOLLOWS a symlinked file, copies its target into the
-cache (and from there to the remote) and replaces the link in the workspace with a copy; it does not enter
-symlinked directories; a broken symlink makes the whole `add` fail. lorag therefore lists every symlink under
+Symlinks (measured with DVC 3.67.1): `dvc add` on a folder FOLLOWS a symlinked file and copies its target into the
+cache (and from there to the remote); it does not enter symlinked directories; a broken symlink makes the whole
+`add` fail. By default `add` then "relinks" the workspace from the cache, which replaced a user's in-root link by
+a regular copy of its target: lorag adds with `relink=False`, so the documents folder is only ever read (the
+cache and remote still hold the link's content, under the link's path in the manifest). lorag therefore lists every symlink under
 the docs folder that leads outside it (or nowhere) in a managed block of the root `.dvcignore` before adding.
 Ignoring loses nothing: the link stays in the user's folder untouched, the corpus reader reports it as
 `symlink_escapes_root` / `broken_symlink`, and validation puts it in the run report. Refusing the whole snapshot
@@ -129,7 +131,8 @@ def _add_and_push(root: Path, docs: Path, params: Params) -> tuple[str, dict[str
             dvc_file = root / "dvc.lock"
         else:
             try:
-                stage = repo.add(str(docs))[0]
+                # relink=False: save to the cache without rewriting the workspace from it (see the module note).
+                stage = repo.add(str(docs), relink=False)[0]
             except FileIsGitIgnored as exc:
                 raise SnapshotError(
                     f"{exc}. Git ignores the .dvc file next to {docs.name}: ignore only the folder's contents "
