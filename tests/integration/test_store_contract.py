@@ -184,13 +184,12 @@ def test_create_list_drop(backend: Backend) -> None:
     store, a, b = backend.store, backend.name("a"), backend.name("b")
     store.create_collection(a, DIM)
     store.create_collection(b, DIM)
-    store.create_collection(a, DIM)  # re-run of the same step: no-op
+    with pytest.raises(IndexStoreError, match="already exists"):  # a build never writes into a collection that exists
+        store.create_collection(a, DIM)
     mine = [n for n in store.list_collections() if n.startswith(backend.prefix)]
     assert mine == sorted([a, b])
     assert all(not n.startswith("_") for n in store.list_collections())  # the meta table is not a collection
     assert store.count(a) == 0
-    with pytest.raises(IndexStoreError, match="dim"):
-        store.create_collection(a, DIM + 1)
     store.drop_collection(b)
     store.drop_collection(b)  # idempotent
     assert [n for n in store.list_collections() if n.startswith(backend.prefix)] == [a]
@@ -201,6 +200,46 @@ def test_create_list_drop(backend: Backend) -> None:
 
 
 # -- writes ----------------------------------------------------------------------------------------------------
+def test_fetch_rows_returns_stored_rows_by_id(filled: tuple[Backend, str, list[IndexRow]]) -> None:
+    backend, name, rows = filled
+    wanted = rows[::3]
+    got = backend.store.fetch_rows(name, [r.meta.chunk_id for r in wanted] + ["no-such-chunk"])
+    assert set(got) == {r.meta.chunk_id for r in wanted}  # absent ids are simply missing
+    for row in wanted:
+        stored = got[row.meta.chunk_id]
+        assert stored.meta == row.meta and stored.text == row.text
+        np.testing.assert_allclose(stored.vector, row.vector, atol=1e-6)
+    assert backend.store.fetch_rows(name, []) == {}
+
+
+def test_repeated_text_is_stored_and_fetched_row_by_row(backend: Backend) -> None:
+    """Real documentation repeats blocks (front matter, license footers): 30 rows with one text and one vector.
+
+    A ranked search returns at most top_k of the tied rows, so it cannot prove a given row was written; the
+    exact lookup by id must return every one of them, also after an edit that rewrites some of them.
+    """
+    store, name = backend.store, backend.name("repeated")
+    block = "Licensed under the Apache License, Version 2.0. See the LICENSE file at the root for details."
+    vector = unit(np.random.default_rng(3), 1)[0]
+    rows = [
+        IndexRow(RowMeta(f"chunk-{i:02d}", f"docs/page-{i:02d}.md", "h-license", "License", 0, len(block), 0, "r1"),
+                 block, vector)
+        for i in range(30)
+    ]
+    store.create_collection(name, DIM)
+    store.upsert(name, rows)
+    hits = store.search(name, block, vector, top_k=5, alpha=1.0, mode="dense")
+    assert len(hits) == 5 and all(h.text == block for h in hits)
+    assert set(store.fetch_rows(name, [r.meta.chunk_id for r in rows])) == {r.meta.chunk_id for r in rows}
+
+    edited = "Licensed under the MIT License. See the LICENSE file at the root for details."
+    rewritten = [replace(r, text=edited, meta=replace(r.meta, text_hash="h-mit", data_rev="r2")) for r in rows[:12]]
+    store.upsert(name, rewritten)
+    got = store.fetch_rows(name, [r.meta.chunk_id for r in rows])
+    assert len(got) == 30 and store.count(name) == 30
+    assert sum(g.meta.text_hash == "h-mit" for g in got.values()) == 12
+
+
 def test_upsert_is_idempotent(filled: tuple[Backend, str, list[IndexRow]]) -> None:
     backend, name, rows = filled
     backend.store.upsert(name, rows)

@@ -70,6 +70,16 @@ def _meta(row: dict[str, Any]) -> RowMeta:
     return RowMeta(**{k: row[k] for k in META_COLUMNS})
 
 
+def _rows(batch: Any) -> Iterator[IndexRow]:
+    """IndexRows of an Arrow record batch holding the meta columns, text and vector."""
+    if batch.num_rows == 0:
+        return
+    vectors = batch.column("vector").flatten().to_numpy(zero_copy_only=False).astype(np.float32)
+    vectors = vectors.reshape(batch.num_rows, -1)
+    for i, row in enumerate(batch.drop_columns(["vector"]).to_pylist()):
+        yield IndexRow(meta=_meta(row), text=row["text"], vector=vectors[i].copy())
+
+
 class LanceDBStore:
     """IndexStore on a LanceDB directory. Cheap to open; several processes may use one directory in turn."""
 
@@ -87,7 +97,8 @@ class LanceDBStore:
 
     # -- collections -----------------------------------------------------------------------------------------
     def create_collection(self, name: str, dim: int) -> None:
-        """Create an empty collection; a no-op if it exists with the same dim (re-runs converge)."""
+        """Create an empty collection. One that exists is an error: a new build never writes into a collection
+        someone else (the live alias, a concurrent rebuild) may be reading."""
         import pyarrow as pa
         from lancedb.index import FTS
 
@@ -96,22 +107,18 @@ class LanceDBStore:
             raise ValueError(f"dim must be positive, got {dim}")
         if name in self._aliases():
             raise IndexStoreError(f"{name!r} is already an alias; pick another collection name")
+        if name in self.list_collections():
+            raise IndexStoreError(f"collection {name!r} already exists in {self.path}; a build needs a new name")
         schema = pa.schema(
             [*(pa.field(c, pa.int64() if c in ("start", "end", "ordinal") else pa.string()) for c in META_COLUMNS),
              pa.field("text", pa.string()), pa.field("vector", pa.list_(pa.float32(), dim))]
         )
-        if name in self.list_collections():
-            table = self._db.open_table(name)
-        else:  # exist_ok: a concurrent creator of the same name wins the race and we reuse its table
-            table = self._db.create_table(name, schema=schema, exist_ok=True)
-        if self._dim(table) != dim:
-            raise IndexStoreError(
-                f"collection {name!r} exists with dim {self._dim(table)}, not {dim}: vectors of two embedders "
-                "never share a collection. Drop it or create a new collection."
-            )
+        try:  # exist_ok=False: a concurrent creator of the same name makes this fail instead of sharing the table
+            table = self._db.create_table(name, schema=schema, exist_ok=False)
+        except (ValueError, OSError) as exc:
+            raise IndexStoreError(f"cannot create collection {name!r}: {exc}") from exc
         self._tables[name] = table
-        if not self._index_names(table)[0]:
-            table.create_index("text", config=FTS(), replace=True)
+        table.create_index("text", config=FTS(), replace=True)
 
     def drop_collection(self, name: str) -> None:
         """Drop a collection (no-op if missing). Refused while an alias points at it."""
@@ -182,14 +189,23 @@ class LanceDBStore:
                 out[row["chunk_id"]] = _meta(row)
         return out
 
+    def fetch_rows(self, collection: str, chunk_ids: Sequence[str]) -> dict[str, IndexRow]:
+        """Rows by id (meta, text, vector), in `IN (...)` batches; ids that are not stored are absent."""
+        table = self._table(collection)
+        ids = sorted(set(chunk_ids))
+        out: dict[str, IndexRow] = {}
+        for i in range(0, len(ids), PREDICATE_BATCH):
+            predicate = "chunk_id IN (" + ", ".join(sql_str(c) for c in ids[i : i + PREDICATE_BATCH]) + ")"
+            query = table.search().where(predicate).select([*META_COLUMNS, "text", "vector"]).limit(None)
+            for batch in query.to_arrow().to_batches():
+                out.update((row.meta.chunk_id, row) for row in _rows(batch))
+        return out
+
     def iter_rows(self, collection: str, batch_size: int = 1024) -> Iterator[IndexRow]:
         """Every row with text and vector, streamed in batches (order unspecified)."""
         query = self._table(collection).search().select([*META_COLUMNS, "text", "vector"]).limit(None)
         for batch in query.to_batches(batch_size):
-            vectors = batch.column("vector").flatten().to_numpy(zero_copy_only=False).astype(np.float32)
-            vectors = vectors.reshape(batch.num_rows, -1)
-            for i, row in enumerate(batch.drop_columns(["vector"]).to_pylist()):
-                yield IndexRow(meta=_meta(row), text=row["text"], vector=vectors[i].copy())
+            yield from _rows(batch)
 
     def search(
         self,
@@ -259,6 +275,12 @@ class LanceDBStore:
         if self._executor is not None:
             self._executor.shutdown(wait=True)
             self._executor = None
+
+    def __enter__(self) -> LanceDBStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
     # -- internals -------------------------------------------------------------------------------------------
     def _pool(self) -> ThreadPoolExecutor:

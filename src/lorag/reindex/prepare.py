@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import time
+import uuid
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -202,7 +203,8 @@ def _guard_deletions(params: Params, plan: WritePlan, current: int, incremental:
 
 
 def _new_collection_name(alias: str, data_rev: str, chunking: str) -> str:
-    """Named from the data revision and the embedder/chunking fingerprint, plus time so a rebuild of the same
-    revision never writes into the live collection."""
+    """Named from the data revision and the embedder/chunking fingerprint (readable), the time (sortable) and a
+    random suffix: unique by construction, so two rebuilds in the same second never share a collection, and
+    `create_collection` refuses a name that exists anyway."""
     stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime())
-    return f"{alias}_{data_rev[:8]}_{chunking[:8]}_{stamp}".lower()
+    return f"{alias}_{data_rev[:8]}_{chunking[:8]}_{stamp}_{uuid.uuid4().hex[:8]}".lower()
