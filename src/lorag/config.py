@@ -75,9 +75,35 @@ class EmbeddingParams(_Section):
 
 
 class WeaviateParams(_Section):
-    url_env: str = Field("WEAVIATE_URL", description="environment variable holding the Weaviate URL")
+    """Where the Weaviate server is (environment variables, so URLs and keys stay out of params.yaml) and which
+    namespace in it this project owns. Endpoint rule: lorag.index.weaviate_connect."""
+
+    url_env: str = Field("WEAVIATE_URL", description="environment variable holding the Weaviate HTTP URL")
+    grpc_url_env: str = Field(
+        "WEAVIATE_GRPC_URL",
+        description="environment variable holding the gRPC host:port; unset: same host, port 50051 "
+        "(Weaviate Cloud: grpc-<host>:443)",
+    )
     api_key_env: str = Field("WEAVIATE_API_KEY", description="environment variable holding the API key")
-    embedded: bool = Field(False, description="start embedded Weaviate (needs internet on first use)")
+    project: str | None = Field(
+        None,
+        pattern=r"^[A-Za-z][A-Za-z0-9]*(?:_[A-Za-z0-9]+)*$",
+        max_length=40,
+        description="this project's namespace in a shared cluster (collections, aliases, state); required with "
+        "backend weaviate; letters and digits, single '_' between them",
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_embedded(cls, data: Any) -> Any:
+        # Embedded Weaviate (weaviate-client's connect_to_embedded) was removed: see README "### Weaviate".
+        if isinstance(data, dict) and "embedded" in data:
+            raise ValueError(
+                "index.weaviate.embedded was removed (embedded Weaviate 1.30 has no collection aliases and one "
+                "server per process cannot be shared by lorag's stores): delete the key, and use "
+                "index.backend=lancedb for an embedded index or run Weaviate from infra/docker-compose.yml"
+            )
+        return data
 
 
 class IndexParams(_Section):

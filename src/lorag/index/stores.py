@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from typing import TYPE_CHECKING, Any
 
 from lorag.index.protocol import IndexStore, IndexStoreError
@@ -22,16 +21,10 @@ def open_store(params: Params) -> IndexStore:
 
         return LanceDBStore(params.path(params.index.lancedb_dir))
     if backend == "weaviate":
-        from lorag.index.weaviate_store import WeaviateStore, connect_weaviate
+        from lorag.index.weaviate_store import open_weaviate_store
 
-        wp = params.index.weaviate
-        if not wp.embedded and not os.environ.get(wp.url_env, "").strip():
-            raise IndexStoreError(
-                f"index.backend is weaviate but {wp.url_env} is not set. Export {wp.url_env}=http://localhost:8080 "
-                f"(docker compose in infra/) or your Weaviate Cloud URL (with {wp.api_key_env}), set "
-                "index.weaviate.embedded=true, or use index.backend=lancedb."
-            )
-        return WeaviateStore(connect_weaviate(wp))
+        # Config problems and an unreachable server both come out as one-line IndexStoreErrors.
+        return open_weaviate_store(params.index.weaviate)
     raise IndexStoreError(f"unknown index.backend {backend!r}: use lancedb or weaviate")
 
 

@@ -1,25 +1,29 @@
-"""The Weaviate index store (weaviate-client v4, Weaviate >= 1.32 for collection aliases).
+"""The Weaviate index store (weaviate-client >= 4.16.4, Weaviate >= 1.32 for collection aliases).
 
-Names: Weaviate class and alias names must start with an uppercase letter, so every protocol name `x` (a
-collection or an alias) is stored as `Lorag_x` and mapped back by removing the prefix. The mapping is exact
-both ways, and it also keeps lorag's collections apart from others in a shared cluster: list_collections only
-shows `Lorag_*`. State records live in the `LoragState` collection, one object per alias with a deterministic
-uuid (uuid5 of the alias), so saving twice overwrites instead of duplicating.
+Names: every protocol name `x` (a collection or an alias) of project `p` is stored as `Lorag_x__p`. Weaviate
+class names must start with an uppercase letter (the `Lorag_` prefix); the `__p` suffix keeps projects that share
+one cluster apart: a store only lists, prunes, aliases and reads what carries its own project. The mapping is
+exact both ways because a project name never contains `__` nor ends in `_` (config.WeaviateParams.project).
+State records live in the shared `LoragState` collection, one object per (project, alias) with a deterministic
+uuid, so saving twice overwrites instead of duplicating.
 
-Objects use chunk_id (already a UUID string) as their Weaviate uuid; batch imports with an existing uuid
-replace the object, which makes upsert idempotent. Vectors are self-provided in one named vector, "default",
-with cosine distance. The dimension is recorded in the collection description (Weaviate only learns it from
-the first vector) so a second embedder is refused just as the embedded store refuses it.
+Objects get a deterministic uuid derived from their chunk_id (`object_uuid`), so an insert of an existing chunk
+replaces it: upsert is idempotent. Writes are synchronous `insert_many` calls, one per batch: the client's batch
+context waits for a partial batch and retries a lost server for about 34 minutes. Vectors are self-provided in
+one named vector, "default", with cosine distance. The dimension is recorded in the collection description
+(Weaviate only learns it from the first vector) so a second embedder is refused as the embedded store refuses it.
+Every client error comes out as IndexStoreError, one line that says what to check.
 """
 
 from __future__ import annotations
 
+import functools
 import json
-import os
 import re
-from collections.abc import Iterator, Sequence
-from typing import TYPE_CHECKING, Any
-from urllib.parse import urlparse
+import uuid
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
 
@@ -32,67 +36,84 @@ from lorag.index.protocol import (
     check_name,
     check_search_args,
 )
+from lorag.index.weaviate_connect import client_errors, connect_weaviate, endpoint_from_env, one_line
 
 if TYPE_CHECKING:
     from lorag.config import WeaviateParams
 
+__all__ = ["WeaviateStore", "connect_weaviate", "open_weaviate_store", "data_objects", "object_uuid"]
+
 PREFIX = "Lorag_"
+SEP = "__"
+DEFAULT_PROJECT = "default"
 STATE_COLLECTION = "LoragState"
 VECTOR = "default"
 META_COLUMNS = ["chunk_id", "doc_id", "text_hash", "heading", "start", "end", "ordinal", "data_rev"]
 HIT_COLUMNS = ["chunk_id", "doc_id", "heading", "text", "start", "end", "data_rev"]
-BATCH_SIZE = 200
+BATCH_SIZE = 200  # objects per insert_many call
+FETCH_BATCH = 200  # ids per fetch_rows query (objects come back with their vectors)
 DELETE_BATCH = 1000
 DOC_BATCH = 50
 QUERY_MAX = 10_000  # Weaviate's default QUERY_MAXIMUM_RESULTS: offset + limit may not exceed it
+PROJECT_PATTERN = re.compile(r"^[A-Za-z][A-Za-z0-9]*(?:_[A-Za-z0-9]+)*$")
+_UUID_NAMESPACE = uuid.UUID("5f6c8a3e-2b1d-5c47-9e0a-6c1b7d2e4f90")  # fixed: object uuids must never change
 _DIM = re.compile(r"dim=(\d+)")
-_LOCAL_HOSTS = {"localhost", "127.0.0.1", "::1", "0.0.0.0"}
+T = TypeVar("T")
 
 
-def weaviate_name(name: str, kind: str = "collection") -> str:
-    """Protocol name -> Weaviate class/alias name (`lorag_docs` -> `Lorag_lorag_docs`)."""
-    return PREFIX + check_name(kind, name)
-
-
-def protocol_name(wname: str) -> str | None:
-    """Weaviate name -> protocol name, or None for a class lorag did not create."""
-    return wname[len(PREFIX) :] if wname.startswith(PREFIX) else None
-
-
-def connect_weaviate(params: WeaviateParams) -> Any:
-    """A connected weaviate client from the URL (and API key) in the environment variables named in params.
-
-    localhost URLs use connect_to_local (gRPC on 50051, as in infra/ docker compose); *.weaviate.cloud uses
-    connect_to_weaviate_cloud; any other URL uses connect_to_custom with gRPC on the same host (port 443 for
-    https, 50051 for http). `params.embedded` starts embedded Weaviate instead (downloads it on first use).
-    """
-    import weaviate
-    from weaviate.classes.init import Auth
-
-    if params.embedded:
-        return weaviate.connect_to_embedded()
-    url = os.environ.get(params.url_env, "").strip()
-    if not url:
-        raise IndexStoreError(
-            f"index.backend is weaviate but {params.url_env} is not set: export {params.url_env}="
-            "http://localhost:8080 (see infra/) or a Weaviate Cloud URL, or use index.backend=lancedb."
+def check_project(project: str) -> str:
+    if not PROJECT_PATTERN.match(project) or len(project) > 40:
+        raise ValueError(
+            f"Weaviate project name {project!r} is invalid: use letters and digits, single '_' between them, "
+            "at most 40 characters (e.g. mydocs)"
         )
-    key = os.environ.get(params.api_key_env, "").strip()
-    auth = Auth.api_key(key) if key else None
-    parsed = urlparse(url if "://" in url else f"http://{url}")
-    host, secure = parsed.hostname or "localhost", parsed.scheme == "https"
-    port = parsed.port or (443 if secure else 8080)
-    if host in _LOCAL_HOSTS:
-        return weaviate.connect_to_local(host=host, port=port, grpc_port=50051, auth_credentials=auth)
-    if host.endswith((".weaviate.cloud", ".weaviate.network")):
-        if auth is None:
-            raise IndexStoreError(f"Weaviate Cloud needs an API key: set {params.api_key_env}")
-        return weaviate.connect_to_weaviate_cloud(cluster_url=url, auth_credentials=auth)
-    grpc_port = 443 if secure else 50051
-    return weaviate.connect_to_custom(
-        http_host=host, http_port=port, http_secure=secure,
-        grpc_host=host, grpc_port=grpc_port, grpc_secure=secure, auth_credentials=auth,
-    )  # fmt: skip
+    return project
+
+
+def weaviate_name(name: str, project: str = DEFAULT_PROJECT, kind: str = "collection") -> str:
+    """Protocol name -> Weaviate class/alias name (`lorag_docs` of project `p` -> `Lorag_lorag_docs__p`)."""
+    return f"{PREFIX}{check_name(kind, name)}{SEP}{check_project(project)}"
+
+
+def protocol_name(wname: str, project: str = DEFAULT_PROJECT) -> str | None:
+    """Weaviate name -> protocol name, or None for a class of another project or not made by lorag."""
+    suffix = SEP + project
+    if not (wname.startswith(PREFIX) and wname.endswith(suffix)) or len(wname) <= len(PREFIX) + len(suffix):
+        return None
+    name = wname[len(PREFIX) : -len(suffix)]
+    try:
+        return check_name("collection", name)
+    except ValueError:
+        return None
+
+
+def object_uuid(chunk_id: str) -> str:
+    """The Weaviate object uuid of a chunk: derived from its id, so writing a chunk again replaces it."""
+    return str(uuid.uuid5(_UUID_NAMESPACE, chunk_id))
+
+
+def data_objects(rows: Sequence[IndexRow], dim: int) -> list[Any]:
+    """Rows -> weaviate DataObjects, refusing what the embedded store refuses (duplicate ids, bad vectors)."""
+    from weaviate.classes.data import DataObject
+
+    ids = [r.meta.chunk_id for r in rows]
+    if len(set(ids)) != len(ids):
+        dup = next(c for c in ids if ids.count(c) > 1)
+        raise ValueError(f"chunk_id {dup} appears twice in one upsert batch; the planner must dedupe")
+    vectors = [np.asarray(r.vector, dtype=np.float32).reshape(-1) for r in rows]
+    bad = next((r.meta.chunk_id for r, v in zip(rows, vectors) if v.shape[0] != dim), None)
+    if bad is not None:
+        raise ValueError(f"the vector of {bad} does not have the collection's dim {dim}; nothing was written")
+    if not all(np.isfinite(v).all() for v in vectors):
+        raise ValueError("a vector holds NaN or inf; re-embed the affected chunks")
+    return [
+        DataObject(
+            properties={k: getattr(r.meta, k) for k in META_COLUMNS} | {"text": r.text},
+            uuid=object_uuid(r.meta.chunk_id),
+            vector={VECTOR: v.tolist()},
+        )
+        for r, v in zip(rows, vectors)
+    ]
 
 
 def _properties() -> list[Any]:
@@ -120,24 +141,72 @@ def _meta(props: dict[str, Any]) -> RowMeta:
     return RowMeta(**{k: int(props[k]) if k in ("start", "end", "ordinal") else props[k] for k in META_COLUMNS})
 
 
-class WeaviateStore:
-    """IndexStore on a Weaviate client. The store owns the client: close() closes it."""
+def _row(obj: Any) -> IndexRow:
+    vector = obj.vector[VECTOR] if isinstance(obj.vector, dict) else obj.vector
+    return IndexRow(_meta(obj.properties), obj.properties["text"], np.asarray(vector, dtype=np.float32))
 
-    def __init__(self, client: Any) -> None:
+
+def _translated(action: str) -> Callable[[Callable[..., T]], Callable[..., T]]:
+    """Run a store method with client errors turned into one-line IndexStoreErrors naming `action`."""
+
+    def wrap(method: Callable[..., T]) -> Callable[..., T]:
+        @functools.wraps(method)
+        def inner(self: WeaviateStore, *args: Any, **kwargs: Any) -> T:
+            with self._errors(action):
+                return method(self, *args, **kwargs)
+
+        return inner
+
+    return wrap
+
+
+def open_weaviate_store(params: WeaviateParams) -> WeaviateStore:
+    """The store of this project (`index.weaviate.project`) on the Weaviate the environment points at."""
+    endpoint = endpoint_from_env(params)
+    if not params.project:
+        raise IndexStoreError(
+            "index.weaviate.project is not set: name this project's namespace in the Weaviate cluster, e.g. "
+            "--set index.weaviate.project=mydocs (projects sharing a cluster need different names)"
+        )
+    return WeaviateStore(connect_weaviate(params), project=params.project, hint=endpoint.hint())
+
+
+class WeaviateStore:
+    """IndexStore on a connected Weaviate client, scoped to one project. The store owns the client."""
+
+    def __init__(self, client: Any, project: str = DEFAULT_PROJECT, hint: str = "") -> None:
         self._client = client
+        self.project = check_project(project)
+        self._hint = hint or "check that the Weaviate this store was opened on is up and reachable"
         self._dims: dict[str, int] = {}
 
-    # -- collections -----------------------------------------------------------------------------------------
-    def create_collection(self, name: str, dim: int) -> None:
-        """Create an empty collection; a no-op if it exists with the same dim (re-runs converge)."""
-        from weaviate.classes.config import Configure, VectorDistances
+    def _wname(self, name: str, kind: str = "collection") -> str:
+        return weaviate_name(name, self.project, kind)
 
-        wname = weaviate_name(name)
+    @contextmanager
+    def _errors(self, action: str) -> Iterator[None]:
+        try:
+            yield
+        except client_errors() as exc:
+            raise IndexStoreError(f"Weaviate {action} failed ({one_line(exc)}): {self._hint}") from exc
+
+    # -- collections -----------------------------------------------------------------------------------------
+    @_translated("create collection")
+    def create_collection(self, name: str, dim: int) -> None:
+        """Create an empty collection. One that exists is an error: a build never writes into a collection that
+        someone else (the live alias, a concurrent rebuild) may be reading."""
+        from weaviate.classes.config import Configure, VectorDistances
+        from weaviate.exceptions import UnexpectedStatusCodeError
+
+        wname = self._wname(name)
         if dim <= 0:
             raise ValueError(f"dim must be positive, got {dim}")
         if self._client.alias.get(alias_name=wname) is not None:
             raise IndexStoreError(f"{name!r} is already an alias; pick another collection name")
-        if not self._client.collections.exists(wname):
+        exists = IndexStoreError(f"collection {name!r} already exists (Weaviate class {wname}); a build needs a new name")
+        if self._client.collections.exists(wname):
+            raise exists
+        try:
             self._client.collections.create(
                 wname,
                 description=f"lorag chunks, dim={dim}",
@@ -147,16 +216,18 @@ class WeaviateStore:
                     vector_index_config=Configure.VectorIndex.hnsw(distance_metric=VectorDistances.COSINE),
                 ),
             )
-        if self._dim(name) != dim:
-            raise IndexStoreError(
-                f"collection {name!r} exists with dim {self._dim(name)}, not {dim}: vectors of two embedders "
-                "never share a collection. Drop it or create a new collection."
-            )
+        except UnexpectedStatusCodeError:
+            if self._client.collections.exists(wname):  # a concurrent creator of the same name won the race
+                raise exists from None
+            raise
+        self._dims[name] = dim
 
+    @_translated("drop collection")
     def drop_collection(self, name: str) -> None:
         """Drop a collection (no-op if missing). Refused while an alias points at it."""
-        wname = weaviate_name(name)
-        pointing = sorted(protocol_name(a) or a for a in self._client.alias.list_all(collection=wname))
+        wname = self._wname(name)
+        aliases = self._client.alias.list_all(collection=wname)
+        pointing = sorted(protocol_name(a, self.project) or a for a in aliases)
         if pointing:
             raise IndexStoreError(
                 f"refusing to drop {name!r}: alias(es) {', '.join(pointing)} point at it. "
@@ -166,35 +237,39 @@ class WeaviateStore:
         if self._client.collections.exists(wname):
             self._client.collections.delete(wname)
 
+    @_translated("list collections")
     def list_collections(self) -> list[str]:
-        names = (protocol_name(n) for n in self._client.collections.list_all(simple=True))
+        names = (protocol_name(n, self.project) for n in self._client.collections.list_all(simple=True))
         return sorted(n for n in names if n)
 
+    @_translated("count")
     def count(self, collection: str) -> int:
         return int(self._col(collection).aggregate.over_all(total_count=True).total_count or 0)
 
     # -- writes ----------------------------------------------------------------------------------------------
+    @_translated("upsert")
     def upsert(self, collection: str, rows: Sequence[IndexRow]) -> None:
-        """Insert or replace rows by chunk_id (the object uuid): idempotent."""
+        """Insert or replace rows by chunk_id: idempotent. Everything is checked before the first write."""
+        from weaviate.exceptions import WeaviateInsertManyAllFailedError
+
         if not rows:
             return
-        col, dim = self._col(collection), self._dim(collection)
-        vectors = [np.asarray(row.vector, dtype=np.float32).reshape(-1) for row in rows]
-        bad = next((r.meta.chunk_id for r, v in zip(rows, vectors) if v.shape[0] != dim), None)
-        if bad is not None:  # checked before the batch starts: a half-sent batch would be written anyway
-            raise ValueError(f"the vector of {bad} does not have the collection's dim {dim}; nothing was written")
-        with col.batch.fixed_size(batch_size=BATCH_SIZE, concurrent_requests=2) as batch:
-            for row, vector in zip(rows, vectors):
-                props = {k: getattr(row.meta, k) for k in META_COLUMNS} | {"text": row.text}
-                batch.add_object(properties=props, uuid=row.meta.chunk_id, vector={VECTOR: vector.tolist()})
-        failed = col.batch.failed_objects
-        if failed:
-            first = "; ".join(f.message for f in failed[:3])
-            raise IndexStoreError(
-                f"{len(failed)} of {len(rows)} rows were not written to {collection!r} (first errors: {first}). "
-                "Fix the cause and re-run: upserts are idempotent."
-            )
+        col = self._col(collection)
+        objects = data_objects(rows, self._dim(collection))
+        for i in range(0, len(objects), BATCH_SIZE):
+            batch = objects[i : i + BATCH_SIZE]
+            try:  # the client raises instead of returning errors when every object of a call failed
+                result = col.data.insert_many(batch)
+                errors = [e.message for e in result.errors.values()] if result.has_errors else []
+            except WeaviateInsertManyAllFailedError as exc:
+                errors = [one_line(exc)] * len(batch)
+            if errors:
+                raise IndexStoreError(
+                    f"{len(errors)} of {len(batch)} rows were not written to {collection!r} (first error: "
+                    f"{one_line(errors[0])}). Fix the cause and re-run: upserts are idempotent."
+                )
 
+    @_translated("delete")
     def delete(self, collection: str, chunk_ids: Sequence[str]) -> int:
         """Delete rows by chunk_id; returns how many existed."""
         from weaviate.classes.query import Filter
@@ -208,6 +283,7 @@ class WeaviateStore:
         return deleted
 
     # -- reads -----------------------------------------------------------------------------------------------
+    @_translated("fetch metadata")
     def fetch_meta(self, collection: str, doc_ids: Sequence[str] | None = None) -> dict[str, RowMeta]:
         """Metadata of every row (or of the given documents' rows), without vectors or texts."""
         from weaviate.classes.query import Filter
@@ -226,12 +302,28 @@ class WeaviateStore:
             out.update({o.properties["chunk_id"]: _meta(o.properties) for o in found})
         return out
 
+    @_translated("fetch rows")
+    def fetch_rows(self, collection: str, chunk_ids: Sequence[str]) -> dict[str, IndexRow]:
+        """Rows (meta, text, vector) by exact chunk_id, in batches; ids that are not stored are absent."""
+        from weaviate.classes.query import Filter
+
+        col, ids, out = self._col(collection), sorted(set(chunk_ids)), {}
+        for i in range(0, len(ids), FETCH_BATCH):
+            batch = ids[i : i + FETCH_BATCH]
+            res = col.query.fetch_objects(
+                filters=Filter.by_property("chunk_id").contains_any(batch), limit=len(batch),
+                include_vector=True, return_properties=[*META_COLUMNS, "text"],
+            )  # fmt: skip
+            out.update((row.meta.chunk_id, row) for row in map(_row, res.objects))
+        return out
+
     def iter_rows(self, collection: str) -> Iterator[IndexRow]:
         """Every row with text and vector (cursor API; order unspecified)."""
-        for obj in self._col(collection).iterator(include_vector=True, return_properties=[*META_COLUMNS, "text"]):
-            vector = obj.vector[VECTOR] if isinstance(obj.vector, dict) else obj.vector
-            yield IndexRow(_meta(obj.properties), obj.properties["text"], np.asarray(vector, dtype=np.float32))
+        with self._errors("read rows"):
+            for obj in self._col(collection).iterator(include_vector=True, return_properties=[*META_COLUMNS, "text"]):
+                yield _row(obj)
 
+    @_translated("search")
     def search(
         self,
         collection: str,
@@ -263,49 +355,71 @@ class WeaviateStore:
         return [_hit(o.properties, float(o.metadata.score or 0.0)) for o in res.objects]
 
     # -- aliases and state -----------------------------------------------------------------------------------
+    @_translated("get alias")
     def get_alias(self, alias: str) -> str | None:
-        found = self._client.alias.get(alias_name=weaviate_name(alias, "alias"))
-        return protocol_name(found.collection) if found is not None else None
+        found = self._client.alias.get(alias_name=self._wname(alias, "alias"))
+        return protocol_name(found.collection, self.project) if found is not None else None
 
+    @_translated("set alias")
     def set_alias(self, alias: str, collection: str) -> None:
-        """Point `alias` at `collection`: create the alias, or move it in one server-side update."""
-        walias, wname = weaviate_name(alias, "alias"), weaviate_name(collection)
+        """Point `alias` at `collection`: create the alias, or move it in one server-side update; then read it
+        back, so a lost or concurrent update is an error instead of a silent no-op."""
+        walias, wname = self._wname(alias, "alias"), self._wname(collection)
         if not self._client.collections.exists(wname):
             raise IndexStoreError(f"cannot point alias {alias!r} at {collection!r}: no such collection")
-        if self._client.alias.get(alias_name=walias) is None:
+        current = self._client.alias.get(alias_name=walias)
+        if current is None:
             self._client.alias.create(alias_name=walias, target_collection=wname)
-        else:
-            self._client.alias.update(alias_name=walias, new_target_collection=wname)
+        elif current.collection != wname and not self._client.alias.update(
+            alias_name=walias, new_target_collection=wname
+        ):
+            raise IndexStoreError(f"moving alias {alias!r} to {collection!r} failed: the alias vanished; re-run")
+        after = self._client.alias.get(alias_name=walias)
+        if after is None or after.collection != wname:
+            where = protocol_name(after.collection, self.project) if after else None
+            raise IndexStoreError(
+                f"alias {alias!r} points at {where!r}, not {collection!r}, right after it was set: another run "
+                "moved it. Re-run once that run has finished."
+            )
 
+    @_translated("load state")
     def load_state(self, alias: str) -> dict[str, Any] | None:
-        from weaviate.util import generate_uuid5
-
         if not self._client.collections.exists(STATE_COLLECTION):
             return None
-        obj = self._client.collections.use(STATE_COLLECTION).query.fetch_object_by_id(generate_uuid5(alias))
+        obj = self._client.collections.use(STATE_COLLECTION).query.fetch_object_by_id(self._state_uuid(alias))
         return json.loads(obj.properties["state"]) if obj is not None else None
 
+    @_translated("save state")
     def save_state(self, alias: str, state: dict[str, Any]) -> None:
-        """One object per alias, replaced as a whole (a batch write with a fixed uuid overwrites)."""
+        """One object per (project, alias), replaced as a whole (an insert with a fixed uuid overwrites)."""
         from weaviate.classes.data import DataObject
-        from weaviate.util import generate_uuid5
 
-        check_name("alias", alias)
         try:
             encoded = json.dumps(dict(state), sort_keys=True)
         except TypeError as exc:
             raise ValueError(f"state of {alias!r} must be JSON-serialisable: {exc}") from exc
-        obj = DataObject(properties={"alias": alias, "state": encoded}, uuid=generate_uuid5(alias))
-        result = self._state_collection().data.insert_many([obj])
+        props = {"alias": alias, "project": self.project, "state": encoded}
+        result = self._state_collection().data.insert_many([DataObject(properties=props, uuid=self._state_uuid(alias))])
         if result.has_errors:
             raise IndexStoreError(f"saving the state of {alias!r} failed: {list(result.errors.values())[0].message}")
 
+    @_translated("close")
     def close(self) -> None:
         self._client.close()
 
+    def __enter__(self) -> WeaviateStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
     # -- internals -------------------------------------------------------------------------------------------
+    def _state_uuid(self, alias: str) -> str:
+        check_name("alias", alias)
+        return str(uuid.uuid5(_UUID_NAMESPACE, f"state/{self.project}/{alias}"))
+
     def _col(self, name: str) -> Any:
-        wname = weaviate_name(name)
+        wname = self._wname(name)
         if name not in self._dims and not self._client.collections.exists(wname):
             raise IndexStoreError(
                 f"collection {name!r} (Weaviate class {wname}) does not exist: create it with create_collection"
@@ -314,7 +428,7 @@ class WeaviateStore:
 
     def _dim(self, name: str) -> int:
         if name not in self._dims:
-            description = self._client.collections.use(weaviate_name(name)).config.get().description or ""
+            description = self._client.collections.use(self._wname(name)).config.get().description or ""
             found = _DIM.search(description)
             if not found:
                 raise IndexStoreError(f"collection {name!r} was not created by lorag (no dim in its description)")
@@ -323,7 +437,6 @@ class WeaviateStore:
 
     def _state_collection(self) -> Any:
         from weaviate.classes.config import Configure, DataType, Property, Tokenization
-
         from weaviate.exceptions import UnexpectedStatusCodeError
 
         if self._client.collections.exists(STATE_COLLECTION):
@@ -331,9 +444,10 @@ class WeaviateStore:
         try:
             self._client.collections.create(
                 STATE_COLLECTION,
-                description="lorag: one state record per index alias",
+                description="lorag: one state record per project and index alias",
                 properties=[
                     Property(name="alias", data_type=DataType.TEXT, tokenization=Tokenization.FIELD),
+                    Property(name="project", data_type=DataType.TEXT, tokenization=Tokenization.FIELD),
                     Property(name="state", data_type=DataType.TEXT, index_searchable=False, index_filterable=False),
                 ],
                 vector_config=Configure.Vectors.self_provided(),
