@@ -10,14 +10,8 @@ import numpy as np
 import pytest
 
 from lorag.index.protocol import IndexRow, IndexStoreError, RowMeta
-from lorag.index.weaviate_store import (
-    VECTOR,
-    WeaviateStore,
-    data_objects,
-    object_uuid,
-    protocol_name,
-    weaviate_name,
-)
+from lorag.index.weaviate_schema import VECTOR, data_objects, object_uuid, protocol_name, weaviate_name
+from lorag.index.weaviate_store import WeaviateStore
 
 DIM = 8
 # Weaviate's rule for class (and alias) names.

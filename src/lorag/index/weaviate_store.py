@@ -1,11 +1,8 @@
 """The Weaviate index store (weaviate-client >= 4.16.4, Weaviate >= 1.32 for collection aliases).
 
-Names: every protocol name `x` (a collection or an alias) of project `p` is stored as `Lorag_x__p`. Weaviate
-class names must start with an uppercase letter (the `Lorag_` prefix); the `__p` suffix keeps projects that share
-one cluster apart: a store only lists, prunes, aliases and reads what carries its own project. The mapping is
-exact both ways because a project name never contains `__` nor ends in `_` (config.WeaviateParams.project).
-State records live in the shared `LoragState` collection, one object per (project, alias) with a deterministic
-uuid, so saving twice overwrites instead of duplicating.
+A store is scoped to one project: it only lists, prunes, aliases and reads names carrying its project
+(`Lorag_<name>__<project>`, see weaviate_schema). State records live in the shared `LoragState` collection, one
+object per (project, alias) with a deterministic uuid, so saving twice overwrites instead of duplicating.
 
 Objects get a deterministic uuid derived from their chunk_id (`object_uuid`), so an insert of an existing chunk
 replaces it: upsert is idempotent. Writes are synchronous `insert_many` calls, one per batch: the client's batch
@@ -37,113 +34,37 @@ from lorag.index.protocol import (
     check_search_args,
 )
 from lorag.index.weaviate_connect import client_errors, connect_weaviate, endpoint_from_env, one_line
+from lorag.index.weaviate_schema import (
+    DEFAULT_PROJECT,
+    HIT_COLUMNS,
+    META_COLUMNS,
+    PREFIX,
+    UUID_NAMESPACE,
+    VECTOR,
+    check_project,
+    data_objects,
+    hit,
+    meta,
+    properties,
+    protocol_name,
+    row,
+    weaviate_name,
+)
 
 if TYPE_CHECKING:
     from lorag.config import WeaviateParams
 
-__all__ = ["WeaviateStore", "connect_weaviate", "open_weaviate_store", "data_objects", "object_uuid"]
+# PREFIX and connect_weaviate are imported from here by the contract suite's fixture.
+__all__ = ["PREFIX", "STATE_COLLECTION", "WeaviateStore", "connect_weaviate", "open_weaviate_store"]
 
-PREFIX = "Lorag_"
-SEP = "__"
-DEFAULT_PROJECT = "default"
 STATE_COLLECTION = "LoragState"
-VECTOR = "default"
-META_COLUMNS = ["chunk_id", "doc_id", "text_hash", "heading", "start", "end", "ordinal", "data_rev"]
-HIT_COLUMNS = ["chunk_id", "doc_id", "heading", "text", "start", "end", "data_rev"]
 BATCH_SIZE = 200  # objects per insert_many call
 FETCH_BATCH = 200  # ids per fetch_rows query (objects come back with their vectors)
 DELETE_BATCH = 1000
 DOC_BATCH = 50
 QUERY_MAX = 10_000  # Weaviate's default QUERY_MAXIMUM_RESULTS: offset + limit may not exceed it
-PROJECT_PATTERN = re.compile(r"^[A-Za-z][A-Za-z0-9]*(?:_[A-Za-z0-9]+)*$")
-_UUID_NAMESPACE = uuid.UUID("5f6c8a3e-2b1d-5c47-9e0a-6c1b7d2e4f90")  # fixed: object uuids must never change
 _DIM = re.compile(r"dim=(\d+)")
 T = TypeVar("T")
-
-
-def check_project(project: str) -> str:
-    if not PROJECT_PATTERN.match(project) or len(project) > 40:
-        raise ValueError(
-            f"Weaviate project name {project!r} is invalid: use letters and digits, single '_' between them, "
-            "at most 40 characters (e.g. mydocs)"
-        )
-    return project
-
-
-def weaviate_name(name: str, project: str = DEFAULT_PROJECT, kind: str = "collection") -> str:
-    """Protocol name -> Weaviate class/alias name (`lorag_docs` of project `p` -> `Lorag_lorag_docs__p`)."""
-    return f"{PREFIX}{check_name(kind, name)}{SEP}{check_project(project)}"
-
-
-def protocol_name(wname: str, project: str = DEFAULT_PROJECT) -> str | None:
-    """Weaviate name -> protocol name, or None for a class of another project or not made by lorag."""
-    suffix = SEP + project
-    if not (wname.startswith(PREFIX) and wname.endswith(suffix)) or len(wname) <= len(PREFIX) + len(suffix):
-        return None
-    name = wname[len(PREFIX) : -len(suffix)]
-    try:
-        return check_name("collection", name)
-    except ValueError:
-        return None
-
-
-def object_uuid(chunk_id: str) -> str:
-    """The Weaviate object uuid of a chunk: derived from its id, so writing a chunk again replaces it."""
-    return str(uuid.uuid5(_UUID_NAMESPACE, chunk_id))
-
-
-def data_objects(rows: Sequence[IndexRow], dim: int) -> list[Any]:
-    """Rows -> weaviate DataObjects, refusing what the embedded store refuses (duplicate ids, bad vectors)."""
-    from weaviate.classes.data import DataObject
-
-    ids = [r.meta.chunk_id for r in rows]
-    if len(set(ids)) != len(ids):
-        dup = next(c for c in ids if ids.count(c) > 1)
-        raise ValueError(f"chunk_id {dup} appears twice in one upsert batch; the planner must dedupe")
-    vectors = [np.asarray(r.vector, dtype=np.float32).reshape(-1) for r in rows]
-    bad = next((r.meta.chunk_id for r, v in zip(rows, vectors) if v.shape[0] != dim), None)
-    if bad is not None:
-        raise ValueError(f"the vector of {bad} does not have the collection's dim {dim}; nothing was written")
-    if not all(np.isfinite(v).all() for v in vectors):
-        raise ValueError("a vector holds NaN or inf; re-embed the affected chunks")
-    return [
-        DataObject(
-            properties={k: getattr(r.meta, k) for k in META_COLUMNS} | {"text": r.text},
-            uuid=object_uuid(r.meta.chunk_id),
-            vector={VECTOR: v.tolist()},
-        )
-        for r, v in zip(rows, vectors)
-    ]
-
-
-def _properties() -> list[Any]:
-    from weaviate.classes.config import DataType, Property, Tokenization
-
-    def key(name: str) -> Any:  # exact-match filter fields, kept out of BM25
-        return Property(name=name, data_type=DataType.TEXT, tokenization=Tokenization.FIELD, index_searchable=False)
-
-    return [
-        *(key(n) for n in ("chunk_id", "doc_id", "text_hash", "data_rev")),
-        Property(name="heading", data_type=DataType.TEXT, index_searchable=False),
-        Property(name="text", data_type=DataType.TEXT, tokenization=Tokenization.WORD),
-        *(Property(name=n, data_type=DataType.INT) for n in ("start", "end", "ordinal")),
-    ]
-
-
-def _hit(props: dict[str, Any], score: float) -> SearchHit:
-    return SearchHit(
-        chunk_id=props["chunk_id"], doc_id=props["doc_id"], heading=props["heading"], text=props["text"],
-        start=int(props["start"]), end=int(props["end"]), score=float(score), data_rev=props["data_rev"],
-    )  # fmt: skip
-
-
-def _meta(props: dict[str, Any]) -> RowMeta:
-    return RowMeta(**{k: int(props[k]) if k in ("start", "end", "ordinal") else props[k] for k in META_COLUMNS})
-
-
-def _row(obj: Any) -> IndexRow:
-    vector = obj.vector[VECTOR] if isinstance(obj.vector, dict) else obj.vector
-    return IndexRow(_meta(obj.properties), obj.properties["text"], np.asarray(vector, dtype=np.float32))
 
 
 def _translated(action: str) -> Callable[[Callable[..., T]], Callable[..., T]]:
@@ -203,14 +124,14 @@ class WeaviateStore:
             raise ValueError(f"dim must be positive, got {dim}")
         if self._client.alias.get(alias_name=wname) is not None:
             raise IndexStoreError(f"{name!r} is already an alias; pick another collection name")
-        exists = IndexStoreError(f"collection {name!r} already exists (Weaviate class {wname}); a build needs a new name")
+        exists = IndexStoreError(f"collection {name!r} already exists (Weaviate class {wname}); a build needs a new one")
         if self._client.collections.exists(wname):
             raise exists
         try:
             self._client.collections.create(
                 wname,
                 description=f"lorag chunks, dim={dim}",
-                properties=_properties(),
+                properties=properties(),
                 vector_config=Configure.Vectors.self_provided(
                     name=VECTOR,
                     vector_index_config=Configure.VectorIndex.hnsw(distance_metric=VectorDistances.COSINE),
@@ -290,7 +211,7 @@ class WeaviateStore:
 
         col = self._col(collection)
         if doc_ids is None:
-            return {o.properties["chunk_id"]: _meta(o.properties) for o in col.iterator(return_properties=META_COLUMNS)}
+            return {o.properties["chunk_id"]: meta(o.properties) for o in col.iterator(return_properties=META_COLUMNS)}
         docs, out = sorted(set(doc_ids)), {}
         for i in range(0, len(docs), DOC_BATCH):
             batch = docs[i : i + DOC_BATCH]
@@ -299,7 +220,7 @@ class WeaviateStore:
             if len(found) >= QUERY_MAX:  # the server cap may have cut the answer: scan instead of guessing
                 wanted = set(batch)
                 found = [o for o in col.iterator(return_properties=META_COLUMNS) if o.properties["doc_id"] in wanted]
-            out.update({o.properties["chunk_id"]: _meta(o.properties) for o in found})
+            out.update({o.properties["chunk_id"]: meta(o.properties) for o in found})
         return out
 
     @_translated("fetch rows")
@@ -314,14 +235,14 @@ class WeaviateStore:
                 filters=Filter.by_property("chunk_id").contains_any(batch), limit=len(batch),
                 include_vector=True, return_properties=[*META_COLUMNS, "text"],
             )  # fmt: skip
-            out.update((row.meta.chunk_id, row) for row in map(_row, res.objects))
+            out.update((r.meta.chunk_id, r) for r in map(row, res.objects))
         return out
 
     def iter_rows(self, collection: str) -> Iterator[IndexRow]:
         """Every row with text and vector (cursor API; order unspecified)."""
         with self._errors("read rows"):
             for obj in self._col(collection).iterator(include_vector=True, return_properties=[*META_COLUMNS, "text"]):
-                yield _row(obj)
+                yield row(obj)
 
     @_translated("search")
     def search(
@@ -344,7 +265,7 @@ class WeaviateStore:
         common = {"limit": top_k, "return_properties": HIT_COLUMNS}
         if mode == "dense" or not text:  # nothing to match on: the vector still answers
             res = query.near_vector(vector, target_vector=VECTOR, return_metadata=MetadataQuery(distance=True), **common)
-            return [_hit(o.properties, 1.0 - float(o.metadata.distance)) for o in res.objects]
+            return [hit(o.properties, 1.0 - float(o.metadata.distance)) for o in res.objects]
         if mode == "fulltext":
             res = query.bm25(text, query_properties=["text"], return_metadata=MetadataQuery(score=True), **common)
         else:
@@ -352,7 +273,7 @@ class WeaviateStore:
                 text, vector=vector, alpha=alpha, fusion_type=HybridFusion.RELATIVE_SCORE, query_properties=["text"],
                 target_vector=VECTOR, return_metadata=MetadataQuery(score=True), **common,
             )  # fmt: skip
-        return [_hit(o.properties, float(o.metadata.score or 0.0)) for o in res.objects]
+        return [hit(o.properties, float(o.metadata.score or 0.0)) for o in res.objects]
 
     # -- aliases and state -----------------------------------------------------------------------------------
     @_translated("get alias")
@@ -416,7 +337,7 @@ class WeaviateStore:
     # -- internals -------------------------------------------------------------------------------------------
     def _state_uuid(self, alias: str) -> str:
         check_name("alias", alias)
-        return str(uuid.uuid5(_UUID_NAMESPACE, f"state/{self.project}/{alias}"))
+        return str(uuid.uuid5(UUID_NAMESPACE, f"state/{self.project}/{alias}"))
 
     def _col(self, name: str) -> Any:
         wname = self._wname(name)
