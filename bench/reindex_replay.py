@@ -111,8 +111,11 @@ def sync(files: dict[str, bytes], target: Path) -> None:
 
 
 def rename_files(docs: Path, n: int) -> list[tuple[str, str]]:
-    """Move n mid-sized non-changelog files into renamed/ (same bytes, new path)."""
-    candidates = sorted(p for p in docs.rglob("*.rst") if "changelog" not in p.parts and 4_000 < p.stat().st_size)
+    """Move n mid-sized non-changelog documents of any supported type into renamed/ (same bytes, new path)."""
+    candidates = sorted(
+        p for p in docs.rglob("*")
+        if p.is_file() and p.suffix.lower() in SUFFIXES and "changelog" not in p.parts and 4_000 < p.stat().st_size
+    )
     moved = []
     for path in candidates[:n]:
         rel = path.relative_to(docs)

@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 
 from lorag.config import EmbeddingParams
-from lorag.embedding.embedder import Embedder, EmbeddingError, compute_fingerprint
+from lorag.embedding.base import Embedder, EmbeddingError, compute_fingerprint
 
 QUANTIZATION = "dynamic-qint8-per-channel-matmulconstbonly-fp32-output-dense-opset17"
 MIN_PROBE_COSINE = 0.98
