@@ -69,10 +69,12 @@ def test_https_without_port_keeps_443_for_http_and_never_puts_grpc_there():
 
 def test_https_url_without_port_reaches_the_connection_attempt(monkeypatch):
     """Before the fix this failed in the client's validation (443/443) before any connection was tried."""
-    monkeypatch.setenv("WEAVIATE_URL", "https://127.0.0.2")  # loopback, nothing listens on 443: refused at once
+    # 127.1 is 127.0.0.1 spelled so that the old code did not treat it as localhost; nothing listens on 443.
+    monkeypatch.setenv("WEAVIATE_URL", "https://127.1")
     monkeypatch.delenv("WEAVIATE_GRPC_URL", raising=False)
-    with pytest.raises(IndexStoreError, match="cannot reach Weaviate"):
+    with pytest.raises(IndexStoreError, match="cannot reach Weaviate") as err:
         connect_weaviate(WeaviateParams())
+    assert "127.1:50051" in str(err.value)  # where gRPC was looked for is part of what to check
 
 
 @pytest.mark.parametrize(
@@ -140,7 +142,7 @@ def test_unreachable_weaviate_is_one_line_naming_what_to_check(monkeypatch):
     with pytest.raises(IndexStoreError) as err:
         connect_weaviate(WeaviateParams())
     message = str(err.value)
-    assert "\n" not in message
+    assert "\n" not in message and "Connection refused" in message  # the cause, not the client's empty "Details"
     assert "WEAVIATE_URL" in message and "docker compose -f infra/docker-compose.yml up -d weaviate" in message
 
 

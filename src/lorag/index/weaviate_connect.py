@@ -185,8 +185,15 @@ def client_errors() -> tuple[type[BaseException], ...]:
 
 
 def one_line(error: object, limit: int = 300) -> str:
-    """A client error (or its message) as one short line: its messages span lines and embed whole responses."""
+    """A client error (or its message) as one short line: its messages span lines and embed whole responses,
+    and sometimes leave out the cause ("Details: ."), which is then added from the innermost exception."""
     text = " ".join(str(error).split()) or type(error).__name__
+    root, seen = error, 0
+    while isinstance(root, BaseException) and (root.__cause__ or root.__context__) and seen < 10:
+        root, seen = root.__cause__ or root.__context__, seen + 1
+    cause = " ".join(str(root).split()) or type(root).__name__
+    if root is not error and cause not in text:
+        text = f"{text} [{cause}]"
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
