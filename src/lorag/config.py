@@ -28,8 +28,33 @@ class _Section(BaseModel):
 class CorpusParams(_Section):
     docs_dir: Path = Field(Path("data/docs"), description="folder of documents to index")
     sample_dir: Path = Field(Path("sample/docs"), description="shipped sample corpus (demo, tests)")
-    suffixes: tuple[str, ...] = Field((".md", ".markdown", ".txt", ".rst", ".html", ".htm"))
+    suffixes: tuple[str, ...] = Field(
+        (".md", ".markdown", ".txt", ".rst", ".html", ".htm"), description="the document types to index"
+    )
     max_file_bytes: int = Field(2_000_000, gt=0, description="larger files are quarantined")
+    other_files: Literal["skip", "quarantine"] = Field(
+        "skip",
+        description="files whose suffix is not in suffixes (images, site configuration, OWNERS): skip = not "
+        "documents, counted and listed in the run summary; quarantine = each one a validation failure "
+        "(unsupported_type), counted against validation.max_failure_ratio",
+    )
+    detect_encoding: bool = Field(
+        False,
+        description="false: a file that is neither UTF-8 nor BOM-marked UTF-16 is quarantined as "
+        "invalid_encoding; true: guess its encoding with charset-normalizer and report every file so decoded",
+    )
+
+    @model_validator(mode="after")
+    def _readable_suffixes(self) -> CorpusParams:
+        from lorag.corpus.reader import KIND_BY_SUFFIX  # light module; imported here to keep config standalone
+
+        unknown = [s for s in self.suffixes if s.lower() not in KIND_BY_SUFFIX]
+        if unknown:
+            raise ValueError(
+                f"suffixes {unknown} are not document types lorag can read (it reads {sorted(KIND_BY_SUFFIX)}); "
+                "remove them: files of other types are handled by corpus.other_files"
+            )
+        return self
 
 
 class VersioningParams(_Section):

@@ -9,16 +9,16 @@ from pathlib import Path
 import pytest
 
 from lorag.config import ValidationParams
-from lorag.corpus.model import Document, Rejected
+from lorag.corpus.model import Document, Note, Rejected
 from lorag.corpus.reader import list_files, read_documents
 from lorag.validation.documents import (
     DocFailure,
     ValidationFailed,
     ValidationReport,
-    quarantine,
     require_ok,
     validate_documents,
 )
+from lorag.validation.quarantine import quarantine, quarantined_before
 
 PARAMS = ValidationParams(min_chars=20, max_chars=200, max_failure_ratio=0.2)
 SUFFIXES = (".md", ".txt", ".html")
@@ -62,7 +62,7 @@ def test_each_bad_kind_is_named_with_its_rule() -> None:
         Rejected("blob.md", "binary", "contains NUL bytes", 12),
         Rejected("huge.md", "too_large", "5000000 bytes > max 2000000", 5_000_000),
         Rejected("escape.md", "symlink_escapes_root", "symlink points outside the docs root, to /etc/passwd"),
-        Rejected("latin.txt", "undecodable", "no confident encoding"),
+        Rejected("latin.txt", "invalid_encoding", "not UTF-8"),
         Rejected("twice.md", "unreadable", "vanished"),  # the same path twice: the doc_id is not unique
     ]
 
@@ -76,7 +76,7 @@ def test_each_bad_kind_is_named_with_its_rule() -> None:
         ("page.html", "kind_not_allowed"),
         ("z-copy.md", "duplicate_content"),
         ("blob.md", "binary"), ("huge.md", "too_large"),
-        ("escape.md", "symlink_escapes_root"), ("latin.txt", "undecodable"),
+        ("escape.md", "symlink_escapes_root"), ("latin.txt", "invalid_encoding"),
         ("twice.md", "duplicate_doc_id"), ("twice.md", "unreadable"),
     }
     details = {(f.doc_id, f.rule): f.detail for f in report.failures}
@@ -127,7 +127,11 @@ def test_no_documents_is_an_empty_passing_report() -> None:
     assert report.total == 0 and report.ok and report.failures == []
 
 
-def test_quarantine_copies_safe_failures_and_keeps_originals(tmp_path: Path) -> None:
+def _md5(data: bytes) -> str:
+    return hashlib.md5(data).hexdigest()
+
+
+def test_quarantine_copies_safe_failures_once_per_content_and_keeps_originals(tmp_path: Path) -> None:
     docs = tmp_path / "docs"
     (docs / "sub").mkdir(parents=True)
     (docs / "good.md").write_text("# Good\n\nA perfectly fine page of text.\n", encoding="utf-8")
@@ -139,28 +143,57 @@ def test_quarantine_copies_safe_failures_and_keeps_originals(tmp_path: Path) -> 
     (docs / "escape.md").symlink_to(secret)
     ids, rejected = list_files(docs, SUFFIXES)
     documents, unreadable = read_documents(docs, ids, max_bytes=300)
-
     report = validate_documents(documents, rejected + unreadable, PARAMS, ["markdown"])
-    out = quarantine(report, docs, tmp_path / "quarantine", "run-1", max_bytes=300)
+
+    out = quarantine(report, docs, tmp_path / "quarantine", label="rev-1", max_bytes=300)
 
     assert rules(report) >= {("sub/empty.md", "empty_text"), ("big.md", "too_large"), ("blob.md", "binary"),
                              ("escape.md", "symlink_escapes_root")}
-    assert out == tmp_path / "quarantine" / "run-1"
+    assert out == tmp_path / "quarantine"
     saved = json.loads((out / "report.json").read_text(encoding="utf-8"))
+    assert saved["label"] == "rev-1"
     assert DocFailure("sub/empty.md", "empty_text", "text is empty or whitespace only").__dict__ in saved["failures"]
     assert sorted(saved["copied"]) == ["blob.md", "sub/empty.md"]
     assert set(saved["not_copied"]) == {"big.md", "escape.md"}
-    assert (out / "sub" / "empty.md").read_bytes() == b"\n"
-    assert (out / "blob.md").read_bytes() == b"\x00\x01binary"
-    assert not (out / "escape.md").exists() and not (out / "big.md").exists()
+    files = saved["files"]
+    assert files["sub/empty.md"]["rules"] == ["empty_text", "too_short"]  # one entry per file, every rule
+    blob_md5, empty_md5 = _md5(b"\x00\x01binary"), _md5(b"\n")
+    assert files["blob.md"]["copy"] == f"files/{blob_md5}.md"
+    assert (out / files["blob.md"]["copy"]).read_bytes() == b"\x00\x01binary"
+    assert (out / files["sub/empty.md"]["copy"]).read_bytes() == b"\n"
+    assert files["big.md"]["md5"] == _md5((docs / "big.md").read_bytes()) and files["big.md"]["copy"] is None
+    assert files["escape.md"]["md5"] is None and files["escape.md"]["copy"] is None
     assert not any(b"SECRET" in p.read_bytes() for p in out.rglob("*") if p.is_file())
+    assert quarantined_before(out) == {d: e["md5"] for d, e in files.items()}
     # Originals are never moved or deleted.
     assert {p.name for p in docs.rglob("*")} == {"sub", "good.md", "empty.md", "big.md", "blob.md", "escape.md"}
     assert (docs / "escape.md").is_symlink()
 
+    # The next run with the same bad files writes no copy again; a fixed file's copy goes.
+    before = {p.name: p.stat().st_mtime_ns for p in (out / "files").iterdir()}
+    quarantine(report, docs, out, label="rev-2", max_bytes=300)
+    assert {p.name: p.stat().st_mtime_ns for p in (out / "files").iterdir()} == before
+    (docs / "blob.md").write_text("# Blob\n\nNow a real page of text.\n", encoding="utf-8")
+    documents, unreadable = read_documents(docs, ids, max_bytes=300)
+    fixed = validate_documents(documents, rejected + unreadable, PARAMS, ["markdown"])
+    quarantine(fixed, docs, out, max_bytes=300)
+    assert sorted(p.name for p in (out / "files").iterdir()) == [f"{empty_md5}.md"]
 
-def test_quarantine_refuses_a_label_with_slashes(tmp_path: Path) -> None:
-    report = validate_documents(good_docs(), [], PARAMS, ["markdown"])
 
-    with pytest.raises(ValueError, match="one folder name"):
-        quarantine(report, tmp_path, tmp_path / "q", "../elsewhere")
+def test_a_missing_or_foreign_quarantine_report_reads_as_nothing_quarantined(tmp_path: Path) -> None:
+    assert quarantined_before(tmp_path / "nowhere") == {}
+    (tmp_path / "report.json").write_text('{"failures": []}', encoding="utf-8")  # an older lorag's report
+    assert quarantined_before(tmp_path) == {}
+    (tmp_path / "report.json").write_text("{not json", encoding="utf-8")
+    assert quarantined_before(tmp_path) == {}
+
+
+def test_notes_are_reported_without_failing() -> None:
+    page = Document("legacy.md", "Une page écrite en Latin-1, lue quand même.", "markdown", "0" * 32, 44,
+                    encoding="cp1252", notes=(Note("transcoded", "decoded as cp1252"),))
+    report = validate_documents([*good_docs(), page], [], PARAMS, ["markdown"])
+
+    assert report.ok and report.failures == [] and "legacy.md" in report.passed
+    assert [(n.doc_id, n.rule) for n in report.notes] == [("legacy.md", "transcoded")]
+    assert report.summary()["noted_transcoded"] == 1
+    assert json.loads(report.to_json())["notes"][0]["detail"] == "decoded as cp1252"

@@ -1,7 +1,7 @@
 """Change planning: manifests -> document changes -> index writes. Pure functions, no I/O."""
 
 from lorag.corpus.model import Chunk, chunk_uuid, text_hash
-from lorag.index.planner import diff_manifests, duplicate_paths, plan_writes
+from lorag.index.planner import diff_manifests, duplicate_paths, plan_writes, split_documents
 from lorag.index.protocol import RowMeta
 
 
@@ -51,8 +51,23 @@ def test_plan_rewrites_only_what_differs_and_deletes_stale_rows():
     plan = plan_writes({"a.md": [kept, edited_new]}, existing, current_count=10)
     assert [c.chunk_id for c in plan.upserts] == [edited_new.chunk_id]
     assert set(plan.deletes) == {edited_old.chunk_id, gone.chunk_id}
-    assert plan.unchanged_chunks == 1
     assert plan.expected_count == 10 + 1 - 2
+    # "unchanged" counts every row left as it is: the 7 rows of untouched documents and a.md's kept chunk.
+    assert plan.unchanged_chunks == 7 + 1
+
+
+def test_a_plan_with_nothing_to_do_reports_every_row_unchanged():
+    # The no-op summary used to say "chunks unchanged 0" over a collection of 49 documents' chunks.
+    plan = plan_writes({}, {}, current_count=312)
+    assert (plan.unchanged_chunks, plan.expected_count, plan.upserts, plan.deletes) == (312, 312, (), ())
+    assert plan_writes({}, {}, current_count=0).unchanged_chunks == 0  # a new collection: nothing kept
+
+
+def test_non_documents_are_split_off_the_manifest():
+    manifest = {"a.md": "1", "img/logo.PNG": "2", "OWNERS": "3", "b.HTML": "4", "_index.yaml": "5"}
+    documents, others = split_documents(manifest, (".md", ".html"))
+    assert documents == {"a.md": "1", "b.HTML": "4"}
+    assert others == ["OWNERS", "_index.yaml", "img/logo.PNG"]
 
 
 def test_moved_offsets_rewrite_the_row_without_new_ids():

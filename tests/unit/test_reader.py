@@ -8,8 +8,14 @@ from pathlib import Path
 
 import pytest
 
-from lorag.corpus.model import Document, Rejected
-from lorag.corpus.reader import list_files, read_document, read_documents
+from lorag.corpus.model import Document, Note, Rejected
+from lorag.corpus.reader import (
+    EncodingDetectionUnavailable,
+    list_files,
+    read_document,
+    read_documents,
+    scan,
+)
 
 SUFFIXES = (".md", ".markdown", ".txt", ".rst", ".html", ".htm")
 MAX = 10_000
@@ -43,11 +49,21 @@ def _rules(rejected: list[Rejected]) -> dict[str, str]:
     return {r.doc_id: r.rule for r in rejected}
 
 
-def test_lists_sorted_posix_paths_and_rejects_unsupported(docs: Path) -> None:
+def test_lists_sorted_posix_paths_and_sets_non_documents_apart(docs: Path) -> None:
+    # A Hugo-like folder: pages beside images, site configuration and OWNERS files.
     _write(docs, "notes.pdf", b"%PDF-1.4")
+    _write(docs, "guide/diagram.png", b"\x89PNG\r\n\x1a\n")
+    _write(docs, "OWNERS", "approvers: [me]\n")
+    _write(docs, "_index.yaml", "menu: main\n")
     files, rejected = list_files(docs, SUFFIXES)
     assert files == ["a.md", "guide/b.rst", "guide/deep/c.txt", "page.HTML"]
-    assert _rules(rejected) == {"notes.pdf": "unsupported_type"}
+    assert rejected == [], "files that are not documents are not failures"
+    listing = scan(docs, SUFFIXES)
+    assert listing.files == files and listing.rejected == []
+    assert listing.others == ["OWNERS", "_index.yaml", "guide/diagram.png", "notes.pdf"]
+    # The explicit opt-in keeps the old behaviour: each one refused as unsupported_type.
+    _, refused = list_files(docs, SUFFIXES, other_files="quarantine")
+    assert _rules(refused) == dict.fromkeys(listing.others, "unsupported_type")
 
 
 def test_hidden_files_and_folders_are_ignored(docs: Path) -> None:
@@ -126,27 +142,55 @@ def test_binary_file_is_rejected(docs: Path) -> None:
         assert isinstance(result, Rejected) and result.rule == "binary", name
 
 
-def test_latin1_file_is_detected(docs: Path) -> None:
+def test_non_utf8_is_invalid_encoding_by_default_never_silently_transcoded(docs: Path) -> None:
+    # A Latin-1 page with stray bytes used to be indexed as mojibake without a word.
+    _write(docs, "fr.txt", FRENCH.encode("latin-1") + b"\xff\xfe stray\n")
+    result = read_document(docs, "fr.txt", MAX)
+    assert isinstance(result, Rejected) and result.rule == "invalid_encoding"
+    assert "corpus.detect_encoding" in result.detail and "UTF-8" in result.detail
+
+
+def test_utf16_with_a_bom_is_read_without_a_guess(docs: Path) -> None:
+    text = "# Titre\n\nCafé crème.\n"
+    _write(docs, "le.md", b"\xff\xfe" + text.encode("utf-16-le"))
+    _write(docs, "be.md", b"\xfe\xff" + text.encode("utf-16-be"))
+    for name, encoding in (("le.md", "utf-16-le"), ("be.md", "utf-16-be")):
+        doc = read_document(docs, name, MAX)
+        assert isinstance(doc, Document) and doc.text == text and doc.encoding == encoding and doc.notes == ()
+
+
+def test_latin1_file_is_detected_when_asked_and_reported(docs: Path) -> None:
     _write(docs, "fr.txt", FRENCH.encode("latin-1"))
-    doc = read_document(docs, "fr.txt", MAX)
+    doc = read_document(docs, "fr.txt", MAX, detect_encoding=True)
     assert isinstance(doc, Document)
     assert doc.text == FRENCH  # every accent decoded right, not a near-miss code page
     assert doc.encoding == "cp1252"
+    assert [n.rule for n in doc.notes] == ["transcoded"] and "cp1252" in doc.notes[0].detail
+    utf8 = read_document(docs, "a.md", MAX, detect_encoding=True)
+    assert isinstance(utf8, Document) and utf8.notes == ()  # only guesses are reported
 
 
 def test_cyrillic_cp1251_is_not_forced_into_cp1252(docs: Path) -> None:
     text = "Съешь же ещё этих мягких французских булок, да выпей чаю. Москва — столица России.\n"
     _write(docs, "ru.txt", text.encode("cp1251"))
-    doc = read_document(docs, "ru.txt", MAX)
+    doc = read_document(docs, "ru.txt", MAX, detect_encoding=True)
     assert isinstance(doc, Document) and doc.text == text and doc.encoding == "cp1251"
 
 
-def test_invalid_bytes_with_no_confident_encoding_are_undecodable(docs: Path) -> None:
+def test_invalid_bytes_with_no_confident_encoding_are_invalid_encoding(docs: Path) -> None:
     noise = bytes((i * 97 + 13) % 128 + 128 for i in range(600))  # high bytes only, no NUL, no language
     _write(docs, "noise.md", b"# Title\n\n" + noise)
-    result = read_document(docs, "noise.md", MAX)
-    assert isinstance(result, Rejected) and result.rule == "undecodable"
-    assert "UTF-8" in result.detail
+    result = read_document(docs, "noise.md", MAX, detect_encoding=True)
+    assert isinstance(result, Rejected) and result.rule == "invalid_encoding"
+    assert "no encoding detected" in result.detail
+
+
+def test_detection_without_charset_normalizer_is_a_clear_error(docs: Path, monkeypatch) -> None:
+    # None in sys.modules is Python's own "this module cannot be imported" (as if it were not installed).
+    monkeypatch.setitem(__import__("sys").modules, "charset_normalizer", None)
+    with pytest.raises(EncodingDetectionUnavailable, match="pip install charset-normalizer"):
+        read_documents(docs, ["a.md"], MAX, detect_encoding=True)
+    assert isinstance(read_document(docs, "a.md", MAX), Document)  # the default policy needs no detector
 
 
 def test_file_over_max_bytes_is_too_large(docs: Path) -> None:
@@ -160,6 +204,18 @@ def test_unsupported_suffix_is_rejected_by_read(docs: Path) -> None:
     _write(docs, "data.csv", "a,b\n")
     result = read_document(docs, "data.csv", MAX)
     assert isinstance(result, Rejected) and result.rule == "unsupported_type"
+
+
+def test_markdown_front_matter_and_shortcodes_are_not_text(docs: Path) -> None:
+    _write(docs, "hugo.md", '---\ntitle: "Install"\nweight: 20\n---\n{{< note >}}Read me.{{< /note >}}\n')
+    doc = read_document(docs, "hugo.md", MAX)
+    assert isinstance(doc, Document)
+    assert (doc.text, doc.title, doc.metadata, doc.notes) == ("Read me.\n", "Install", {"weight": 20}, ())
+    _write(docs, "broken.md", "---\ntitle: [oops\n---\nBody text.\n")
+    doc = read_document(docs, "broken.md", MAX)
+    assert isinstance(doc, Document) and doc.text == "Body text.\n" and doc.title is None
+    assert [n.rule for n in doc.notes] == ["front_matter_invalid"]
+    assert isinstance(doc.notes[0], Note)
 
 
 def test_fifo_is_rejected_without_blocking(docs: Path) -> None:

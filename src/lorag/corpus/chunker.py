@@ -79,7 +79,7 @@ def chunk_document(doc: Document, tokenizer: Any, max_tokens: int, overlap_token
     if not 0 <= overlap_tokens < max_tokens:
         raise ValueError(f"overlap_tokens={overlap_tokens} must be >= 0 and smaller than max_tokens={max_tokens}")
     check_max_tokens(tokenizer, max_tokens)
-    sections = split_sections(doc.text, doc.kind)
+    sections = split_sections(doc.text, doc.kind, doc.title)
     if not sections:
         return []
     bodies = [doc.text[s.start : s.end] for s in sections]

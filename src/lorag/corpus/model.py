@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import uuid
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 DocKind = Literal["markdown", "text", "rst", "html"]
 
@@ -26,15 +26,32 @@ def chunk_uuid(doc_id: str, chunk_text_hash: str, occurrence: int) -> str:
 
 
 @dataclass(frozen=True)
+class Note:
+    """Something the reader changed or could not use in a document it still indexes; always reported.
+
+    `rule` is "transcoded" (decoded from a guessed encoding, corpus.detect_encoding) or "front_matter_invalid"
+    (a front matter block that does not parse: dropped from the text, the page indexed without its metadata).
+    """
+
+    rule: str
+    detail: str
+
+
+@dataclass(frozen=True)
 class Document:
     """A readable document: `doc_id` is its POSIX path relative to the docs root."""
 
     doc_id: str
-    text: str  # decoded, newlines normalised to \n; HTML already converted to text with headings kept
+    text: str  # decoded, newlines normalised to \n; HTML converted to text with headings kept; Markdown without
+    # its front matter and site-generator shortcodes (see corpus/markup.py): only what a reader sees is embedded
     kind: DocKind
     content_md5: str  # md5 of the raw bytes: the same hash DVC records in its manifest
     size_bytes: int
     encoding: str = "utf-8"
+    title: str | None = None  # front matter `title`: the root of every chunk's heading path
+    # The rest of the front matter (JSON-safe values); kept with the document, never embedded.
+    metadata: dict[str, Any] = field(default_factory=dict, compare=False, hash=False)
+    notes: tuple[Note, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -42,7 +59,7 @@ class Rejected:
     """A file that could not be read as a document; it is reported and quarantined, never silently dropped."""
 
     doc_id: str
-    rule: str  # e.g. "symlink_escapes_root", "too_large", "binary", "undecodable", "unsupported_type"
+    rule: str  # e.g. "symlink_escapes_root", "too_large", "binary", "invalid_encoding", "unsupported_type"
     detail: str
     size_bytes: int = 0
 

@@ -4,11 +4,19 @@ Rules a file can be rejected under (the `Rejected.rule` values this module produ
   symlink_escapes_root  a symlink (or a path swapped for one while reading) leads outside the docs root
   symlink_loop          a symlinked directory leads back into one of its own ancestors
   broken_symlink        a symlink whose target does not exist
-  unsupported_type      a suffix the project does not index, or not a regular file (FIFO, socket, device)
+  unsupported_type      not a regular file (FIFO, socket, device); with corpus.other_files=quarantine, also a
+                        suffix that is not in corpus.suffixes
   too_large             more than `max_bytes`; the file is not read
   binary                NUL bytes, or control characters where text should be
-  undecodable           neither UTF-8 nor an encoding charset-normalizer detects with confidence
+  invalid_encoding      not UTF-8 (with or without a BOM) nor UTF-16 with a BOM, and either encoding detection
+                        is off (corpus.detect_encoding, the default) or it found no confident guess
   unreadable            the operating system refused (permissions, vanished between listing and reading)
+
+Files whose suffix is not in corpus.suffixes (images, site configuration, OWNERS...) are not documents: by
+default they are listed apart (`Listing.others`) so a run can count them, never read, never a failure.
+
+Encodings: the policy is strict. A guessed decoding is a silent corruption risk (mojibake indexed as text), so
+detection is opt-in and every file decoded from a guess carries a "transcoded" note that the run reports.
 
 An empty file is NOT rejected here: the validation suite owns "non-empty text"; this module rejects only what
 cannot be read.
@@ -20,10 +28,13 @@ import codecs
 import hashlib
 import os
 import stat
+from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
+from typing import Literal
 
 from lorag.corpus.html_text import html_to_text
-from lorag.corpus.model import DocKind, Document, Rejected
+from lorag.corpus.markup import normalise_markdown
+from lorag.corpus.model import DocKind, Document, Note, Rejected
 
 KIND_BY_SUFFIX: dict[str, DocKind] = {
     ".md": "markdown",
@@ -40,7 +51,22 @@ _MAX_CHAOS = 0.2
 # Share of C0 control characters (other than tab, newline, CR, form feed) above which decoded text is binary.
 _MAX_CONTROL_SHARE = 0.01
 _TEXT_CONTROLS = {"\t", "\n", "\r", "\f", "\v"}
+# What the default policy reads without a guess; any other encoding name on a Document came from detection.
+_POLICY_ENCODINGS = {"utf-8", "utf-8-sig", "utf-16-le", "utf-16-be"}
 _UTF16_BOMS = ((codecs.BOM_UTF16_LE, "utf-16-le"), (codecs.BOM_UTF16_BE, "utf-16-be"))
+
+
+class EncodingDetectionUnavailable(RuntimeError):
+    """corpus.detect_encoding is on but charset-normalizer is not installed."""
+
+
+@dataclass(frozen=True)
+class Listing:
+    """What a documents folder holds, sorted POSIX paths relative to its root."""
+
+    files: list[str]  # documents to read (suffix in corpus.suffixes)
+    rejected: list[Rejected]  # refused on sight: escaping, broken or looping symlinks, unlistable folders
+    others: list[str]  # not documents: suffix not in corpus.suffixes (images, configuration, ...)
 
 
 def _is_within(path: Path, root: Path) -> bool:
@@ -51,8 +77,23 @@ def _kind(name: str) -> DocKind | None:
     return KIND_BY_SUFFIX.get(PurePosixPath(name).suffix.lower())
 
 
-def list_files(docs_root: Path, suffixes: tuple[str, ...]) -> tuple[list[str], list[Rejected]]:
-    """Candidate documents under `docs_root` as sorted POSIX relative paths, plus the files refused on sight.
+def list_files(
+    docs_root: Path, suffixes: tuple[str, ...], other_files: Literal["skip", "quarantine"] = "skip"
+) -> tuple[list[str], list[Rejected]]:
+    """Candidate documents under `docs_root`, plus the files refused on sight (see `scan`).
+
+    Files that are not documents are left out, or, with `other_files="quarantine"`, refused as unsupported_type.
+    """
+    listing = scan(docs_root, suffixes)
+    refused = list(listing.rejected)
+    if other_files == "quarantine":
+        detail = f"suffix not in corpus.suffixes {sorted(suffixes)}"
+        refused += [Rejected(p, "unsupported_type", detail) for p in listing.others]
+    return listing.files, sorted(refused, key=lambda r: r.doc_id)
+
+
+def scan(docs_root: Path, suffixes: tuple[str, ...]) -> Listing:
+    """Walk `docs_root`: documents, files refused on sight, and files that are not documents.
 
     Hidden files and folders (names starting with '.', e.g. `.dvc`, `.git`) are skipped silently: they are
     metadata, not documents. Symlinks are followed only while their resolved target stays inside the root;
@@ -63,6 +104,7 @@ def list_files(docs_root: Path, suffixes: tuple[str, ...]) -> tuple[list[str], l
         raise NotADirectoryError(f"docs root {docs_root} is not a directory: set corpus.docs_dir in params.yaml")
     wanted = {s.lower() for s in suffixes}
     files: list[str] = []
+    others: list[str] = []
     rejected: list[Rejected] = []
     # Each entry: (real directory, its relative path as seen from the root, real paths of its ancestors).
     stack: list[tuple[Path, str, frozenset[Path]]] = [(root, "", frozenset({root}))]
@@ -83,10 +125,10 @@ def list_files(docs_root: Path, suffixes: tuple[str, ...]) -> tuple[list[str], l
             elif target is not None and target.is_dir():
                 stack.append((target, rel, ancestors | {target}))
             elif PurePosixPath(rel).suffix.lower() not in wanted:
-                rejected.append(Rejected(rel, "unsupported_type", f"suffix not in corpus.suffixes {sorted(wanted)}"))
+                others.append(rel)
             else:
                 files.append(rel)
-    return sorted(files), sorted(rejected, key=lambda r: r.doc_id)
+    return Listing(sorted(files), sorted(rejected, key=lambda r: r.doc_id), sorted(others))
 
 
 def _follow(
@@ -105,17 +147,35 @@ def _follow(
     return target, None
 
 
-def read_documents(docs_root: Path, doc_ids: list[str], max_bytes: int) -> tuple[list[Document], list[Rejected]]:
+def read_documents(
+    docs_root: Path, doc_ids: list[str], max_bytes: int, *, detect_encoding: bool = False
+) -> tuple[list[Document], list[Rejected]]:
     """Read each listed document; every id comes back either as a Document or as a Rejected."""
+    if detect_encoding:
+        require_detector()  # fail before reading anything, not at the first Latin-1 file
     docs: list[Document] = []
     rejected: list[Rejected] = []
     for doc_id in doc_ids:
-        result = read_document(docs_root, doc_id, max_bytes)
+        result = read_document(docs_root, doc_id, max_bytes, detect_encoding=detect_encoding)
         (docs if isinstance(result, Document) else rejected).append(result)  # type: ignore[arg-type]
     return docs, rejected
 
 
-def read_document(docs_root: Path, doc_id: str, max_bytes: int) -> Document | Rejected:
+def require_detector() -> None:
+    """Raise EncodingDetectionUnavailable, saying how to fix it, when charset-normalizer cannot be imported."""
+    try:
+        import charset_normalizer  # noqa: F401
+    except ImportError as err:
+        raise EncodingDetectionUnavailable(
+            "corpus.detect_encoding is true but charset-normalizer is not installed in this environment: "
+            "`pip install charset-normalizer`, or set corpus.detect_encoding: false (non-UTF-8 files are then "
+            "quarantined as invalid_encoding)"
+        ) from err
+
+
+def read_document(
+    docs_root: Path, doc_id: str, max_bytes: int, *, detect_encoding: bool = False
+) -> Document | Rejected:
     """Read one file below `docs_root` as text, or say why it cannot be read.
 
     The symlink check is repeated here (not trusted from `list_files`) and the opened file is compared with
@@ -128,14 +188,22 @@ def read_document(docs_root: Path, doc_id: str, max_bytes: int) -> Document | Re
     if isinstance(raw_or_rejected, Rejected):
         return raw_or_rejected
     raw = raw_or_rejected
-    decoded = _decode(doc_id, raw)
+    decoded = _decode(doc_id, raw, detect_encoding)
     if isinstance(decoded, Rejected):
         return decoded
     text, encoding = decoded
     text = text.replace("\r\n", "\n").replace("\r", "\n")
+    notes: tuple[Note, ...] = ()
+    if encoding not in _POLICY_ENCODINGS:
+        notes = (Note("transcoded", f"not UTF-8: decoded as {encoding} (corpus.detect_encoding); re-save as UTF-8"),)
+    title, metadata = None, {}
     if kind == "html":
         text = html_to_text(text)
-    return Document(doc_id, text, kind, hashlib.md5(raw).hexdigest(), len(raw), encoding)
+    elif kind == "markdown":
+        text, title, metadata, found = normalise_markdown(text)
+        notes += found
+    md5 = hashlib.md5(raw).hexdigest()
+    return Document(doc_id, text, kind, md5, len(raw), encoding, title=title, metadata=metadata, notes=notes)
 
 
 def _read_bytes(root: Path, doc_id: str, max_bytes: int) -> bytes | Rejected:
@@ -168,28 +236,35 @@ def _read_bytes(root: Path, doc_id: str, max_bytes: int) -> bytes | Rejected:
     return raw
 
 
-def _decode(doc_id: str, raw: bytes) -> tuple[str, str] | Rejected:
-    """(text, encoding name): UTF-8 first, UTF-16 with a BOM, else a confident charset-normalizer guess."""
+def _decode(doc_id: str, raw: bytes, detect: bool) -> tuple[str, str] | Rejected:
+    """(text, encoding name): UTF-16 with a BOM, UTF-8 (BOM or not), else (`detect` only) a confident guess."""
     for bom, name in _UTF16_BOMS:
         if raw.startswith(bom):
             try:
                 return _checked_text(doc_id, raw[len(bom) :].decode(name), name, len(raw))
             except UnicodeDecodeError as err:
-                return Rejected(doc_id, "undecodable", f"has a {name} byte-order mark but: {err}", len(raw))
+                return Rejected(doc_id, "invalid_encoding", f"has a {name} byte-order mark but: {err}", len(raw))
     if b"\x00" in raw:
         return Rejected(doc_id, "binary", "contains NUL bytes", len(raw))
     try:
         encoding = "utf-8-sig" if raw.startswith(codecs.BOM_UTF8) else "utf-8"
         return _checked_text(doc_id, raw.decode("utf-8-sig"), encoding, len(raw))
     except UnicodeDecodeError as err:
-        utf8_error = err
+        utf8_error = f"not UTF-8 ({err.reason} at byte {err.start})"
+    if not detect:
+        return Rejected(
+            doc_id,
+            "invalid_encoding",
+            f"{utf8_error}: re-save the file as UTF-8, or set corpus.detect_encoding: true to have lorag guess "
+            "the encoding (each guess is reported)",
+            len(raw),
+        )
     guess = _detect(raw)
     if guess is None:
         return Rejected(
             doc_id,
-            "undecodable",
-            f"not UTF-8 ({utf8_error.reason} at byte {utf8_error.start}) and no encoding detected with "
-            f"confidence; re-save the file as UTF-8",
+            "invalid_encoding",
+            f"{utf8_error} and no encoding detected with confidence; re-save the file as UTF-8",
             len(raw),
         )
     return _checked_text(doc_id, guess[0], guess[1], len(raw))
@@ -203,6 +278,7 @@ def _detect(raw: bytes) -> tuple[str, str] | None:
     cp1252 itself scored <= 0.1 chaos; text really in cp1250/1251/1253 scored > 1.0 when read as cp1252. So
     cp1252 is tried on its own first, then the detector's best guess.
     """
+    require_detector()
     from charset_normalizer import from_bytes
 
     for guess in (from_bytes(raw, cp_isolation=["cp1252"]).best(), from_bytes(raw).best()):

@@ -1,10 +1,15 @@
 """Split a document's text into sections by its headings, keeping the path of enclosing headings.
 
-Markdown (and HTML, which the reader turns into Markdown headings): ATX headings `#`..`######`, ignored inside
-fenced code blocks. Setext headings (a line underlined with `===`/`---`) are not recognised in Markdown.
+Markdown (and HTML, which the reader turns into Markdown headings): ATX headings `#`..`######` and Setext
+headings (a paragraph underlined with `===` for level 1 or `---` for level 2), ignored inside fenced code blocks.
+As in CommonMark, `---` under a blank line is a thematic break, and so is one under a list item, a quote or a
+table row (those are not paragraphs).
 reStructuredText: a title line underlined, and optionally overlined, with one repeated punctuation character;
 as in docutils, a style's level is the order in which it first appears in the document, and an overlined style
 differs from the same character used as underline only. Plain text has no headings: one section.
+
+A document title (Markdown front matter `title`) is the root of every section's heading path; a first-level
+heading that repeats it is not repeated in the path.
 """
 
 from __future__ import annotations
@@ -19,6 +24,12 @@ _FENCE = re.compile(r" {0,3}(`{3,}|~{3,})")
 _LINE = re.compile(r"[^\n]*")
 # A whole line of one repeated non-alphanumeric printable ASCII character (any RST adornment character).
 _ADORNMENT = re.compile(r"([!-/:-@\[-`{-~])\1+[ \t]*$")
+_SETEXT = re.compile(r" {0,3}(=+|-+)[ \t]*$")
+# Lines that start a block other than a paragraph (indented code, list item, quote, table, HTML, thematic
+# break): neither they nor their lazy continuation lines can be the text of a Setext heading.
+_NOT_PARAGRAPH = re.compile(
+    r" {4}|\t| {0,3}(?:[-+*]|\d{1,9}[.)])(?:[ \t]|$)| {0,3}[>|<]| {0,3}([-*_])(?:[ \t]*\1){2,}[ \t]*$"
+)
 
 
 @dataclass(frozen=True)
@@ -38,8 +49,11 @@ class _Heading:
     title: str
 
 
-def split_sections(text: str, kind: DocKind) -> list[Section]:
-    """Sections in document order; sections whose body is only whitespace are left out."""
+def split_sections(text: str, kind: DocKind, title: str | None = None) -> list[Section]:
+    """Sections in document order; sections whose body is only whitespace are left out.
+
+    `title` (the document's own title, e.g. from front matter) heads every path.
+    """
     if kind == "text":
         headings: list[_Heading] = []
     elif kind == "rst":
@@ -56,7 +70,14 @@ def split_sections(text: str, kind: DocKind) -> list[Section]:
         stack.append((heading.level, heading.title))
         pos = heading.end
     sections.append(Section(tuple(t for _, t in stack), pos, len(text)))
-    return [s for s in sections if text[s.start : s.end].strip()]
+    kept = [s for s in sections if text[s.start : s.end].strip()]
+    if not title:
+        return kept
+    return [Section(_rooted(title, s.heading_path), s.start, s.end) for s in kept]
+
+
+def _rooted(title: str, path: tuple[str, ...]) -> tuple[str, ...]:
+    return path if path[:1] == (title,) else (title, *path)
 
 
 def _lines(text: str) -> list[tuple[int, int]]:
@@ -74,6 +95,8 @@ def _lines(text: str) -> list[tuple[int, int]]:
 def _markdown_headings(text: str) -> list[_Heading]:
     headings = []
     fence: str | None = None  # the opening fence while inside a fenced code block
+    paragraph: list[tuple[int, int]] = []  # lines of the paragraph being read (Setext heading text candidates)
+    other_block = False  # inside a list item, quote, table...: its lines are not a paragraph until a blank line
     for start, end in _lines(text):
         line = text[start:end]
         fence_match = _FENCE.match(line)
@@ -82,12 +105,25 @@ def _markdown_headings(text: str) -> list[_Heading]:
             if marker[:1] == fence[0] and len(marker) >= len(fence) and line.strip() == marker:
                 fence = None
             continue
-        if fence_match:
-            fence = fence_match.group(1)
+        setext = _SETEXT.match(line) if paragraph else None
+        if setext:
+            title = " ".join(text[s:e].strip() for s, e in paragraph)
+            headings.append(_Heading(paragraph[0][0], end, 1 if setext.group(1)[0] == "=" else 2, title))
+            paragraph = []
             continue
         atx = _ATX.match(line)
-        if atx:
+        if fence_match:
+            fence = fence_match.group(1)
+        elif atx:
             headings.append(_Heading(start, end, len(atx.group(1)), atx.group(2).strip()))
+        elif not line.strip():
+            other_block = False
+        elif paragraph or not (other_block or _NOT_PARAGRAPH.match(line)):
+            paragraph.append((start, end))
+            continue
+        else:
+            other_block = True
+        paragraph = []
     return headings
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from pathlib import PurePosixPath
 
 from lorag.corpus.model import Chunk
 from lorag.index.protocol import RowMeta
@@ -41,6 +42,17 @@ class ChangeSet:
             "deleted": len(self.deleted),
             "unchanged": len(self.unchanged),
         }
+
+
+def split_documents(manifest: Mapping[str, str], suffixes: Iterable[str]) -> tuple[dict[str, str], list[str]]:
+    """(documents, others): the manifest's paths whose suffix is a document type, and the sorted rest.
+
+    DVC versions the whole docs folder (images and site configuration included), but only documents are
+    compared, read and indexed; the others are counted and listed, never read.
+    """
+    wanted = {s.lower() for s in suffixes}
+    documents = {p: m for p, m in manifest.items() if PurePosixPath(p).suffix.lower() in wanted}
+    return documents, sorted(p for p in manifest if p not in documents)
 
 
 def diff_manifests(old: Mapping[str, str], new: Mapping[str, str], dirty: Iterable[str] = ()) -> ChangeSet:
@@ -79,7 +91,7 @@ class WritePlan:
 
     upserts: tuple[Chunk, ...]
     deletes: tuple[str, ...]
-    unchanged_chunks: int
+    unchanged_chunks: int  # rows of the collection this plan leaves exactly as they are (touched docs or not)
     expected_count: int  # rows in the collection once the plan is applied
 
     def counts(self) -> dict[str, int]:
@@ -101,17 +113,19 @@ def plan_writes(
     `new_chunks` maps each touched document to its chunks (empty list: the document is gone);
     `existing` holds the index rows of those same documents. A chunk whose id and metadata already match is
     left alone; one whose metadata moved (offsets after an edit above it, a new path) is rewritten, reusing
-    its cached vector.
+    its cached vector. Every row the plan neither rewrites nor deletes is unchanged, including all the rows of
+    the documents it does not touch: a no-op run reports the whole collection as unchanged, not 0.
     """
     wanted: dict[str, Chunk] = {c.chunk_id: c for chunks in new_chunks.values() for c in chunks}
     upserts = tuple(c for cid, c in wanted.items() if not _same(existing.get(cid), c))
     deletes = tuple(sorted(cid for cid in existing if cid not in wanted))
     created = sum(1 for cid in wanted if cid not in existing)
+    expected = current_count + created - len(deletes)
     return WritePlan(
         upserts=upserts,
         deletes=deletes,
-        unchanged_chunks=len(wanted) - len(upserts),
-        expected_count=current_count + created - len(deletes),
+        unchanged_chunks=expected - len(upserts),  # every upserted row is in the result, rewritten
+        expected_count=expected,
     )
 
 

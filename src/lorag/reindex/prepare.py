@@ -11,10 +11,11 @@ import json
 import time
 import uuid
 from dataclasses import dataclass, field
+from pathlib import PurePosixPath
 from typing import TYPE_CHECKING, Any, Literal
 
 from lorag.corpus.model import Chunk, Rejected
-from lorag.index.planner import ChangeSet, WritePlan, diff_manifests, duplicate_paths, plan_writes
+from lorag.index.planner import ChangeSet, WritePlan, diff_manifests, duplicate_paths, plan_writes, split_documents
 from lorag.index.state import IndexState
 
 if TYPE_CHECKING:
@@ -46,6 +47,8 @@ class Prepared:
     chunking: str
     previous: IndexState | None
     touched: tuple[str, ...] = ()
+    skipped: tuple[str, ...] = ()  # files that are not documents (corpus.other_files: skip): counted, never read
+    still_quarantined: tuple[str, ...] = ()  # failed paths the last quarantine report already held, same content
     seconds: dict[str, float] = field(default_factory=dict)
 
     def summary(self) -> dict[str, Any]:
@@ -55,9 +58,11 @@ class Prepared:
             "collection": self.collection,
             "data_rev": self.snapshot.data_rev,
             "git_rev": self.snapshot.git_rev,
-            "documents": {**self.changes.counts(), "quarantined": len(self.report.failures)},
+            "documents": _document_counts(self),
             "chunks": self.plan.counts(),
-            "quarantined": [{"doc_id": f.doc_id, "rule": f.rule, "detail": f.detail} for f in self.report.failures],
+            "quarantined": _quarantined_files(self),
+            "skipped": _skipped_files(self.skipped),
+            "notes": [{"doc_id": n.doc_id, "rule": n.rule, "detail": n.detail} for n in self.report.notes],
         }
 
 
@@ -73,6 +78,47 @@ def take_snapshot(params: Params, dry_run: bool = False) -> Snapshot:
     manifest = hash_manifest(docs, params.corpus.suffixes)
     rev = hashlib.md5(json.dumps(manifest, sort_keys=True).encode()).hexdigest()
     return Snapshot(data_rev=rev, git_rev=None, manifest=manifest, pushed=False)
+
+
+def _document_counts(prepared: Prepared) -> dict[str, int]:
+    """Files, not rule hits. added/modified/renamed count documents that enter the index; a failing one is
+    counted once, as quarantined (and as still quarantined when the last run already held the same content)."""
+    failed = set(prepared.report.failed_ids)
+    changes = prepared.changes
+    return {
+        "added": sum(p not in failed for p in changes.added),
+        "modified": sum(p not in failed for p in changes.modified),
+        "renamed": sum(p not in failed for p in changes.renamed),
+        "deleted": len(changes.deleted),
+        "unchanged": len(changes.unchanged),
+        "quarantined": len(failed),
+        "still_quarantined": len(prepared.still_quarantined),
+        "skipped": len(prepared.skipped),
+        "transcoded": sum(n.rule == "transcoded" for n in prepared.report.notes),
+    }
+
+
+def _quarantined_files(prepared: Prepared) -> list[dict[str, Any]]:
+    """One entry per failed file with every rule it failed ("rule" joins them; "rules" lists them)."""
+    still = set(prepared.still_quarantined)
+    return [
+        {
+            "doc_id": doc_id,
+            "rule": ", ".join(f.rule for f in failures),
+            "rules": [f.rule for f in failures],
+            "detail": "; ".join(f.detail for f in failures),
+            "still": doc_id in still,
+        }
+        for doc_id, failures in prepared.report.rules_by_file().items()
+    ]
+
+
+def _skipped_files(skipped: tuple[str, ...], examples: int = 5) -> dict[str, Any]:
+    by_suffix: dict[str, int] = {}
+    for path in skipped:
+        suffix = PurePosixPath(path).suffix.lower() or "(no suffix)"
+        by_suffix[suffix] = by_suffix.get(suffix, 0) + 1
+    return {"count": len(skipped), "by_suffix": dict(sorted(by_suffix.items())), "examples": list(skipped[:examples])}
 
 
 def chunking_fingerprint(params: Params, embedder: Embedder) -> str:
@@ -93,9 +139,10 @@ def prepare(
     incremental = mode == "incremental" and previous is not None
     old_manifest = previous.manifest if incremental else {}
     dirty = (previous.pending or []) if incremental else []
-    changes = diff_manifests(old_manifest, snapshot.manifest, dirty)
+    documents, _ = split_documents(snapshot.manifest, params.corpus.suffixes)
+    changes = diff_manifests(old_manifest, documents, dirty)
 
-    report, good = _read_and_validate(params, snapshot, changes, old_manifest)
+    report, good, skipped = _read_and_validate(params, documents, changes, old_manifest)
     chunks_by_doc = _chunk(params, embedder, good, changes)
     collection = previous.collection if incremental else _new_collection_name(alias, snapshot.data_rev, chunking)
     existing = store.fetch_meta(collection, doc_ids=list(chunks_by_doc)) if incremental else {}
@@ -123,6 +170,8 @@ def prepare(
         chunking=chunking,
         previous=previous,
         touched=tuple(sorted(chunks_by_doc)),
+        skipped=skipped,
+        still_quarantined=_still_quarantined(params, report, snapshot.manifest),
         seconds={"prepare": time.perf_counter() - started},
     )
 
@@ -149,32 +198,51 @@ def _choose_mode(
 
 
 def _read_and_validate(
-    params: Params, snapshot: Snapshot, changes: ChangeSet, indexed: dict[str, str]
-) -> tuple[ValidationReport, list]:
-    """Read the new and changed documents; run the Great Expectations suite over them.
+    params: Params, documents: dict[str, str], changes: ChangeSet, indexed: dict[str, str]
+) -> tuple[ValidationReport, list, tuple[str, ...]]:
+    """Read the new and changed documents; run the Great Expectations suite over them. Returns the report, the
+    documents that passed, and the files skipped as not documents.
 
     Files that never reach the manifest (symlinks leaving the folder, which the snapshot must not follow) are
-    found by a directory walk, so they are reported on every run instead of vanishing silently.
+    found by a directory walk, so they are reported on every run instead of vanishing silently. The same walk
+    finds the files that are not documents: skipped (corpus.other_files: skip), or each one an unsupported_type
+    failure that counts in the failure ratio (corpus.other_files: quarantine).
     """
-    from lorag.corpus.reader import list_files, read_documents
+    from lorag.corpus.reader import read_documents, scan
     from lorag.validation.documents import validate_documents
 
-    docs_root = params.path(params.corpus.docs_dir)
-    dupes = duplicate_paths(snapshot.manifest, indexed)
+    corpus = params.corpus
+    dupes = duplicate_paths(documents, indexed)
     wanted = [p for p in changes.to_read if p not in dupes]
-    docs, rejected = read_documents(docs_root, wanted, params.corpus.max_file_bytes)
-    _, listed = list_files(docs_root, params.corpus.suffixes)
-    seen = {*wanted, *snapshot.manifest}
-    rejected += [r for r in listed if r.doc_id not in seen]
+    docs, rejected = read_documents(
+        corpus.docs_dir, wanted, corpus.max_file_bytes, detect_encoding=corpus.detect_encoding
+    )
+    listing = scan(corpus.docs_dir, corpus.suffixes)
+    seen = {*wanted, *documents}
+    rejected += [r for r in listing.rejected if r.doc_id not in seen]
     rejected += [
         Rejected(doc_id=p, rule="duplicate_content", detail=f"same bytes as {dupes[p]}, which is indexed")
         for p in changes.to_read
         if p in dupes
     ]
+    skipped, corpus_size = tuple(listing.others), len(documents)
+    if corpus.other_files == "quarantine":
+        detail = f"not a document type (corpus.suffixes {list(corpus.suffixes)}; corpus.other_files: quarantine)"
+        rejected += [Rejected(p, "unsupported_type", detail) for p in skipped]
+        skipped, corpus_size = (), corpus_size + len(skipped)
     kinds = ("markdown", "text", "rst", "html")
-    report = validate_documents(docs, rejected, params.validation, kinds, corpus_size=len(snapshot.manifest))
+    report = validate_documents(docs, rejected, params.validation, kinds, corpus_size=corpus_size)
     passed = set(report.passed)
-    return report, [d for d in docs if d.doc_id in passed]
+    return report, [d for d in docs if d.doc_id in passed], skipped
+
+
+def _still_quarantined(params: Params, report: ValidationReport, manifest: dict[str, str]) -> tuple[str, ...]:
+    """Failed paths that the last quarantine report already held with the same content (md5; None for a file
+    the snapshot does not hash, such as a symlink leading outside the folder)."""
+    from lorag.validation.quarantine import quarantined_before
+
+    before = quarantined_before(params.validation.quarantine_dir)
+    return tuple(p for p in report.failed_ids if p in before and before[p] == manifest.get(p))
 
 
 def _chunk(params: Params, embedder: Embedder, good: list, changes: ChangeSet) -> dict[str, list[Chunk]]:

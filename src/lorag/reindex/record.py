@@ -14,21 +14,25 @@ if TYPE_CHECKING:
 
 
 def quarantine_failures(params: Params, prepared: Prepared) -> str | None:
-    """Copy the documents that failed validation aside with a report; the originals stay where they are."""
-    from lorag.validation.documents import quarantine
+    """Copy the documents that failed validation aside (once per content) with this run's report; the originals
+    stay where they are. Returns the quarantine folder when something failed, else None.
 
-    if not prepared.report.failures:
+    The report is rewritten even when nothing failed (if one exists), so it always describes the latest run: the
+    next run reads it to tell files still quarantined from newly quarantined ones.
+    """
+    from lorag.validation.quarantine import REPORT_NAME, quarantine
+
+    folder = params.validation.quarantine_dir
+    if not prepared.report.failures and not (folder / REPORT_NAME).exists():
         return None
-    # One folder per data revision: re-runs over the same documents refresh it instead of piling up copies.
-    label = f"rev-{prepared.snapshot.data_rev[:12]}"
-    folder = quarantine(
+    quarantine(
         prepared.report,
-        params.path(params.corpus.docs_dir),
-        params.path(params.validation.quarantine_dir),
-        label,
+        params.corpus.docs_dir,
+        folder,
+        label=f"rev-{prepared.snapshot.data_rev[:12]}",
         max_bytes=params.corpus.max_file_bytes,
     )
-    return str(folder)
+    return str(folder) if prepared.report.failures else None
 
 
 def record_reindex(params: Params, result: ReindexResult) -> str:

@@ -6,6 +6,10 @@ its readable rule name in `meta["rule"]`; failing rows come back by `doc_id` (re
 their reader rule ("binary", "too_large", "symlink_escapes_root", ...): nothing the reader refused is dropped
 silently.
 
+Documents the reader changed or could only partly use (decoded from a guessed encoding, front matter that does
+not parse) pass or fail like any other; their notes are carried into `ValidationReport.notes` so a run reports
+every such file by name.
+
 Exact duplicates (same `content_md5` under two paths): the first path in sorted order passes, the others fail
 "duplicate_content". Keeping one copy loses nothing from search (the text is indexed once), avoids citing the
 same passage twice, and sorting makes the survivor the same on every run whatever the listing order. Flagging
@@ -17,17 +21,14 @@ from __future__ import annotations
 
 import functools
 import json
-import shutil
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
-from pathlib import Path, PurePosixPath
 from typing import Any, get_args
 
-from lorag.config import CorpusParams, ValidationParams
+from lorag.config import ValidationParams
 from lorag.corpus.model import DocKind, Document, Rejected
 
 ALL_KINDS: tuple[str, ...] = get_args(DocKind)
-_DEFAULT_MAX_BYTES: int = CorpusParams.model_fields["max_file_bytes"].default
 _SHOWN_IN_ERROR = 5
 
 
@@ -43,6 +44,15 @@ class DocFailure:
     detail: str
 
 
+@dataclass(frozen=True)
+class DocNote:
+    """Reported, not a failure: e.g. "transcoded" (decoded from a guessed encoding), "front_matter_invalid"."""
+
+    doc_id: str
+    rule: str
+    detail: str
+
+
 @dataclass
 class ValidationReport:
     total: int  # distinct paths checked (documents + rejected)
@@ -50,6 +60,7 @@ class ValidationReport:
     failures: list[DocFailure] = field(default_factory=list)
     failure_ratio: float = 0.0  # failed paths / total
     max_failure_ratio: float = 0.0
+    notes: list[DocNote] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -72,7 +83,17 @@ class ValidationReport:
         for failure in self.failures:
             key = f"failed_{failure.rule}"
             out[key] = out.get(key, 0) + 1
+        for note in self.notes:
+            key = f"noted_{note.rule}"
+            out[key] = out.get(key, 0) + 1
         return out
+
+    def rules_by_file(self) -> dict[str, list[DocFailure]]:
+        """Each failed path with all the rules it failed, paths sorted: one entry per file, not per rule."""
+        by_file: dict[str, list[DocFailure]] = {}
+        for failure in sorted(self.failures, key=lambda f: (f.doc_id, f.rule)):
+            by_file.setdefault(failure.doc_id, []).append(failure)
+        return by_file
 
     def to_dict(self) -> dict[str, Any]:
         return {**asdict(self), "ok": self.ok}
@@ -112,7 +133,12 @@ def validate_documents(
         failures=failures,
         failure_ratio=len(failed) / max(len(ids), corpus_size or 0) if ids else 0.0,
         max_failure_ratio=params.max_failure_ratio,
+        notes=[DocNote(d.doc_id, n.rule, n.detail) for d in _by_id(documents) for n in d.notes],
     )
+
+
+def _by_id(documents: list[Document]) -> list[Document]:
+    return sorted(documents, key=lambda d: d.doc_id)
 
 
 def build_table(documents: list[Document], rejected: list[Rejected]) -> Any:
@@ -225,54 +251,3 @@ def require_ok(report: ValidationReport) -> ValidationReport:
         "Fix or remove those files in the docs folder (the quarantine folder holds copies and report.json), "
         "or raise validation.max_failure_ratio in params.yaml if they are expected."
     )
-
-
-def quarantine(
-    report: ValidationReport,
-    docs_root: Path,
-    quarantine_dir: Path,
-    run_label: str,
-    *,
-    max_bytes: int = _DEFAULT_MAX_BYTES,
-) -> Path:
-    """Write `<quarantine_dir>/<run_label>/report.json` and copy each failing file that is safe to copy beside it.
-
-    Originals stay where they are. Never copied: paths that leave `docs_root` (including through a symlink),
-    missing or non-regular files, and files over `max_bytes`; report.json says which and why.
-    """
-    if not run_label or run_label in {".", ".."} or "/" in run_label or "\\" in run_label:
-        raise ValueError(f"run_label {run_label!r} must be one folder name (no slashes), e.g. a run id")
-    out = Path(quarantine_dir) / run_label
-    out.mkdir(parents=True, exist_ok=True)
-    root = Path(docs_root).resolve()
-    too_large = {f.doc_id for f in report.failures if f.rule == "too_large"}
-    copied: list[str] = []
-    not_copied: dict[str, str] = {}
-    for doc_id in report.failed_ids:
-        source, reason = _safe_source(root, doc_id, max_bytes, doc_id in too_large)
-        if source is None:
-            not_copied[doc_id] = reason
-            continue
-        target = out / doc_id
-        target.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(source, target)  # the resolved real file: no link is followed past the checks
-        copied.append(doc_id)
-    payload = {**report.to_dict(), "copied": copied, "not_copied": not_copied}
-    (out / "report.json").write_text(json.dumps(payload, indent=2, ensure_ascii=False), encoding="utf-8")
-    return out
-
-
-def _safe_source(root: Path, doc_id: str, max_bytes: int, flagged_large: bool) -> tuple[Path | None, str]:
-    rel = PurePosixPath(doc_id)
-    if rel.is_absolute() or ".." in rel.parts or doc_id in {"", "."}:
-        return None, "path is not inside the docs folder"
-    if rel.as_posix() == "report.json":
-        return None, "name clashes with the quarantine report"
-    real = (root / rel).resolve(strict=False)
-    if root not in real.parents:
-        return None, "resolves outside the docs folder (symlink); never copied"
-    if not real.is_file():
-        return None, "missing or not a regular file"
-    if flagged_large or real.stat().st_size > max_bytes:
-        return None, f"larger than {max_bytes} bytes"
-    return real, ""
