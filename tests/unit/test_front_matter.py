@@ -135,3 +135,8 @@ def test_setext_headings_are_headings() -> None:
     assert [s.heading_path for s in sections] == [("Guide",), ("Guide", "Install"), ("Two line heading",)]
     assert text[sections[1].start : sections[1].end].strip().endswith("```")
     assert "Two line" not in text[sections[2].start : sections[2].end]
+
+
+def test_html_text_over_a_rule_is_not_a_setext_heading(tmp_path: Path) -> None:
+    doc = _read(tmp_path, "page.html", "<h1>Manual</h1><p>Totals<br>=====<br>all hives</p>")
+    assert [s.heading_path for s in split_sections(doc.text, doc.kind)] == [("Manual",)]

@@ -59,7 +59,9 @@ def split_sections(text: str, kind: DocKind, title: str | None = None) -> list[S
     elif kind == "rst":
         headings = _rst_headings(text)
     else:
-        headings = _markdown_headings(text)
+        # HTML arrives as Markdown whose only headings are the `#` lines the converter wrote: a paragraph that
+        # happens to sit over a line of '=' or '-' there is text, not a Setext heading.
+        headings = _markdown_headings(text, setext=kind == "markdown")
     sections: list[Section] = []
     stack: list[tuple[int, str]] = []  # (level, title) of the enclosing headings, outermost first
     pos = 0
@@ -92,7 +94,7 @@ def _lines(text: str) -> list[tuple[int, int]]:
     return spans
 
 
-def _markdown_headings(text: str) -> list[_Heading]:
+def _markdown_headings(text: str, setext: bool = True) -> list[_Heading]:
     headings = []
     fence: str | None = None  # the opening fence while inside a fenced code block
     paragraph: list[tuple[int, int]] = []  # lines of the paragraph being read (Setext heading text candidates)
@@ -105,10 +107,10 @@ def _markdown_headings(text: str) -> list[_Heading]:
             if marker[:1] == fence[0] and len(marker) >= len(fence) and line.strip() == marker:
                 fence = None
             continue
-        setext = _SETEXT.match(line) if paragraph else None
-        if setext:
+        underline = _SETEXT.match(line) if paragraph and setext else None
+        if underline:
             title = " ".join(text[s:e].strip() for s, e in paragraph)
-            headings.append(_Heading(paragraph[0][0], end, 1 if setext.group(1)[0] == "=" else 2, title))
+            headings.append(_Heading(paragraph[0][0], end, 1 if underline.group(1)[0] == "=" else 2, title))
             paragraph = []
             continue
         atx = _ATX.match(line)
