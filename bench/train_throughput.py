@@ -103,7 +103,7 @@ def make_project(root: Path, args: argparse.Namespace, model_dir: Path, cuda: bo
 def demo_model(folder: Path) -> Path:
     """The demo base model exactly as the pipeline builds it (tokenizer trained on the sample corpus)."""
     from lorag.config import load_params
-    from lorag.stages.build_base_model import sample_texts
+    from lorag.retrain.base_model import sample_texts
     from lorag.training.tiny_model import build_tiny_base_model
 
     params = load_params(REPO)
@@ -120,7 +120,7 @@ def run_lorag(project: Path, world: int, cuda: bool, warmup: int, run_dir: Path)
     conf = ("gpu-1" if world == 1 else "gpu-ddp") if cuda else ("cpu-1proc" if world == 1 else "cpu-2proc")
     overrides = [f"train.accelerate_config={conf}"]
     t0 = time.perf_counter()
-    result = launch_training(load_params(project, overrides), run_dir, overrides, track=False)
+    result = launch_training(load_params(project, overrides), run_dir)
     s = result.summary
     rate = timed_rate(result.metrics, warmup)
     if world > 1:  # rank 0's CPU clock says nothing about the other rank's work

@@ -1,11 +1,13 @@
-"""Behavior track as a Prefect flow: snapshot examples -> validate -> train (accelerate) -> evaluate -> register.
+"""Behavior track as a Prefect flow: examples -> snapshot -> validate -> train (accelerate) -> record -> evaluate
+-> register.
 
-Wiring only: every task calls the library function the matching DVC stage calls (dvc.yaml runs the same steps).
-Retries are for I/O (the DVC remote, the MLflow server); bad data, a failed training or a failed evaluation
-fail the run at once, and nothing is registered unless training exited 0 and the evaluation ran. A global
-concurrency limit keeps two retrains from competing for the same machines.
+Wiring only: every task makes one call into lorag.retrain, the layer the CLI and the DVC stages call too.
+Retries are for I/O (the DVC remote, the MLflow server); bad data, a failed training or a failed evaluation fail
+the run at once, and nothing is registered unless training exited 0 and the evaluation ran. A re-run after a
+crash resumes the unfinished training made from the same params and data. A global concurrency limit keeps two
+retrains from competing for the same machines.
 
-Run it:  python -m flows.retrain [--set train.max_steps=20 ...]
+Run it:  python -m flows.retrain [--params other.yaml] [--set train.max_steps=20 ...]
 (with no PREFECT_API_URL set, Prefect starts its own local server for the run)
 """
 
@@ -13,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import json
-from pathlib import Path
 from typing import Any
 
 import lorag  # noqa: F401  (first: sets the telemetry-off / offline environment before Prefect reads it)
@@ -23,35 +24,29 @@ from prefect.concurrency.sync import concurrency
 
 from flows.common import ensure_concurrency_limit, io_error
 from lorag.config import Params, load_params
+from lorag.retrain import evaluate, examples, register, train
 
 RETRAIN_LIMIT = "lorag-retrain"
 
 
-
 @task(cache_policy=NO_CACHE)
 def prepare_examples(params: Params) -> str:
-    from lorag.stages.prepare_examples import prepare_examples as prepare
-
-    return str(prepare(params))
+    return str(examples.prepare_examples(params))
 
 
 @task(retries=2, retry_delay_seconds=2, retry_condition_fn=io_error, cache_policy=NO_CACHE)
 def snapshot_examples(params: Params) -> str:
-    from lorag.versioning.dvc_repo import snapshot_folder
-
-    return snapshot_folder(params, params.examples.dir).data_rev
+    return examples.snapshot_examples(params)
 
 
 @task(cache_policy=NO_CACHE)
 def validate_examples(params: Params) -> str:
-    from lorag.stages.validate_examples import run
-
-    return run(params).summary()
+    return examples.validate_examples(params).summary()
 
 
 @task(cache_policy=NO_CACHE)
-def train_adapter(params: Params, overrides: list[str], run_dir: Path) -> str:
-    from lorag.training.launcher import launch_training, parse_event
+def train_adapter(params: Params) -> Any:
+    from lorag.training.launcher import parse_event
 
     logger = get_run_logger()
 
@@ -60,46 +55,41 @@ def train_adapter(params: Params, overrides: list[str], run_dir: Path) -> str:
         if event and event["event"] == "step":
             logger.info("step %s/%s loss %.4f", event["step"], event["total_steps"], event["loss"])
 
-    result = launch_training(params, run_dir, overrides, on_line=log_step, track=True)
-    return str(result.mlflow_run_id)
-
-
-@task(cache_policy=NO_CACHE)
-def evaluate_adapter(params: Params, run_dir: Path):
-    from lorag.evaluation.adapter_eval import run_evaluation
-
-    return run_evaluation(params, run_dir)
+    return train.train(params, on_line=log_step)
 
 
 @task(retries=2, retry_delay_seconds=2, retry_condition_fn=io_error, cache_policy=NO_CACHE)
-def register_adapter(params: Params, train_run_id: str, run_dir: Path, report: Any):
-    from lorag.registry.models import register_adapter as register
+def record_training(params: Params, trained: Any) -> str:
+    return train.record(params, trained)
 
-    return register(params, train_run_id, run_dir / "adapter", report,
-                    plot=params.path(params.adapter_eval.plot_path))
+
+@task(cache_policy=NO_CACHE)
+def evaluate_adapter(params: Params, trained: Any) -> Any:
+    return evaluate.evaluate(params, trained.run)
+
+
+@task(retries=2, retry_delay_seconds=2, retry_condition_fn=io_error, cache_policy=NO_CACHE)
+def register_adapter(params: Params, trained: Any, report: Any) -> Any:
+    return register.register(params, trained.run, report)
 
 
 @flow(name="lorag-retrain", log_prints=True)
 def retrain_flow(params_path: str = "params.yaml", overrides: list[str] | None = None) -> dict:
     """Retrain the adapter on the current examples and register it as `challenger`; returns the summary."""
-    from lorag.stages.train import new_run_dir
-
-    overrides = list(overrides or [])
-    params = load_params(params_path, overrides)
+    params = load_params(params_path, overrides or [])
     ensure_concurrency_limit(RETRAIN_LIMIT)
     with concurrency(RETRAIN_LIMIT, occupy=1, strict=True):
-        if not params.path(params.examples.dir).is_dir():
+        if not params.examples.dir.is_dir():
             prepare_examples(params)  # first run on a fresh clone: start from the shipped sample
         data_rev = snapshot_examples(params) if params.versioning.enabled else None
         validation = validate_examples(params)
-        run_dir = new_run_dir(params, prefix="flow")
-        train_run_id = train_adapter(params, overrides, run_dir)
-        report = evaluate_adapter(params, run_dir)
-        registered = register_adapter(params, train_run_id, run_dir, report)
-    summary = {"model": registered.name, "version": registered.version, "alias": "challenger",
-               "examples_data_rev": data_rev, "validation": validation, "run_dir": str(run_dir),
-               "train_run_id": registered.train_run_id, "eval_run_id": registered.eval_run_id,
-               "eval": report.metrics()}
+        trained = train_adapter(params)
+        record_training(params, trained)
+        report = evaluate_adapter(params, trained)
+        registered = register_adapter(params, trained, report)
+    summary = {**registered.summary(), "examples_data_rev": data_rev, "validation": validation,
+               "run_dir": str(trained.run_dir), "resumed_from_step": trained.summary.get("resumed_from_step"),
+               "steps": trained.summary["steps"], "eval": report.metrics()}
     get_run_logger().info("retrain summary: %s", json.dumps({k: summary[k] for k in ("model", "version")}))
     return summary
 

@@ -31,6 +31,8 @@ class LoraAdapterModel(PythonModel):
         revision = None if "base_model" in context.artifacts else config.get("base_model_revision")
         self.max_new_tokens = int(config.get("max_new_tokens", 128))
         self.tokenizer = AutoTokenizer.from_pretrained(base, revision=revision)
+        if self.tokenizer.pad_token_id is None:  # as lorag's BaseModelRef.load_tokenizer does
+            self.tokenizer.pad_token = self.tokenizer.eos_token
         model = AutoModelForCausalLM.from_pretrained(base, revision=revision, dtype=torch.float32)
         self.model = PeftModel.from_pretrained(model, self.adapter_dir).eval()
 
@@ -43,8 +45,10 @@ class LoraAdapterModel(PythonModel):
                                                      add_generation_prompt=True, return_dict=True,
                                                      return_tensors="pt")
             with torch.no_grad():
+                # Exactly lorag.evaluation.adapter_eval.generate_reply (this file cannot import lorag).
                 out = self.model.generate(**enc, max_new_tokens=self.max_new_tokens, do_sample=False, use_cache=True,
-                                          pad_token_id=self.tokenizer.pad_token_id)
+                                          pad_token_id=self.tokenizer.pad_token_id,
+                                          eos_token_id=self.tokenizer.eos_token_id)
             answers.append(self.tokenizer.decode(out[0, enc["input_ids"].shape[1] :], skip_special_tokens=True))
         return answers
 

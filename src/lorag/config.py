@@ -182,8 +182,11 @@ class ExamplesParams(_Section):
 
 
 class TrainParams(_Section):
-    base_model: str = Field(".lorag/models/tiny-llama", description="local folder or hub name of the base model")
-    base_model_revision: str | None = None
+    base_model: str = Field(
+        ".lorag/models/tiny-llama",
+        description="a local folder (starts with . / ~, or exists under the project) or a hub id in the local cache",
+    )
+    base_model_revision: str | None = Field(None, description="hub revision (ignored for a local folder)")
     tiny_model: TinyModelParams = TinyModelParams()
     lora: LoraParams = LoraParams()
     learning_rate: float = Field(2e-3, gt=0)
@@ -195,7 +198,9 @@ class TrainParams(_Section):
     grad_accum: int = Field(1, gt=0)
     max_seq_len: int = Field(512, gt=16)
     packing: bool = True
-    precision: Literal["fp32", "bf16", "fp16"] = "fp32"
+    precision: Literal["auto", "fp32", "bf16", "fp16"] = Field(
+        "auto", description="auto: the accelerate config's mixed_precision where the hardware supports it, fp32 on CPU"
+    )
     seed: int = 42
     checkpoint_every: int = Field(20, gt=0, description="steps between checkpoints")
     accelerate_config: str = Field("cpu-2proc", description="name of a file in infra/accelerate/ (without .yaml)")

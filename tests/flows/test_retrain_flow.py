@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+import yaml
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
 
@@ -11,8 +13,10 @@ from flows.retrain import RETRAIN_LIMIT, retrain_flow
 from lorag.config import load_params
 from support.behavior import git, make_behavior_project
 
-STEPS = {"prepare_examples", "snapshot_examples", "validate_examples", "train_adapter", "evaluate_adapter",
-         "register_adapter"}
+pytestmark = pytest.mark.slow  # a real training under a real Prefect and MLflow server
+
+STEPS = {"prepare_examples", "snapshot_examples", "validate_examples", "train_adapter", "record_training",
+         "evaluate_adapter", "register_adapter"}
 
 
 def _task_states(flow_run_id) -> dict[str, str]:
@@ -27,22 +31,28 @@ def _mlflow(server: str, name: str) -> dict:
 
 def test_flow_runs_every_step_and_registers_a_challenger(prefect_server, mlflow_server, sample_base_model,
                                                          tmp_path: Path) -> None:
+    """With a params file other than params.yaml (the training process once re-read params.yaml and failed)."""
     import mlflow
 
     from lorag.versioning.dvc_repo import recorded_revision
 
     root = make_behavior_project(tmp_path / "project", sample_base_model, _mlflow(mlflow_server, "flow-adapter"),
                                  prepared=False)
-    state = retrain_flow(str(root / "params.yaml"), return_state=True)
+    other = root / "other.yaml"
+    settings = yaml.safe_load((root / "params.yaml").read_text(encoding="utf-8"))
+    settings["train"]["max_steps"] = 3  # params.yaml next to it says 4
+    other.write_text(yaml.safe_dump(settings, sort_keys=False), encoding="utf-8")
+    state = retrain_flow(str(other), return_state=True)
     assert state.is_completed(), state.message
     summary = state.result()
+    assert summary["steps"] == 3
     states = _task_states(state.state_details.flow_run_id)
     assert STEPS <= states.keys() and {states[s] for s in STEPS} == {"COMPLETED"}
 
     client = mlflow.MlflowClient(mlflow_server)
     version = client.get_model_version_by_alias("flow-adapter", "challenger")
     assert str(version.version) == summary["version"] and version.run_id == summary["train_run_id"]
-    params = load_params(root / "params.yaml")
+    params = load_params(other)
     assert summary["examples_data_rev"] == recorded_revision(params, params.examples.dir)
     assert version.tags["lorag.examples_data_rev"] == summary["examples_data_rev"]
     assert version.tags["lorag.eval_run_id"] == summary["eval_run_id"]

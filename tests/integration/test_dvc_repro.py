@@ -10,10 +10,13 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import yaml
 
 from lorag.config import load_params
 from support.behavior import REPO_ROOT, TINY_EVAL, TINY_TRAIN, git, merge
+
+pytestmark = pytest.mark.slow  # the whole pipeline twice, with a real accelerate training
 
 STAGES = ["build_base_model", "prepare_examples", "validate_examples", "train", "evaluate", "register"]
 
@@ -58,10 +61,10 @@ def test_repro_trains_once_then_skips_every_stage(tmp_path: Path) -> None:
     for stage in STAGES:
         assert f"Running stage '{stage}'" in first.stdout
     params = load_params(root / "params.yaml")
-    run_dir = params.path(params.train.output_dir) / "pipeline"
+    run_dir = params.train.output_dir / "pipeline"
     assert (run_dir / "adapter" / "adapter_model.safetensors").is_file()
     assert json.loads((run_dir / "summary.json").read_text())["steps"] == TINY_TRAIN["max_steps"]
-    report = json.loads(params.path(params.adapter_eval.report_path).read_text())
+    report = json.loads(params.adapter_eval.report_path.read_text())
     assert report["metrics"]["adapter.loss"] > 0 and report["citation_samples"] == TINY_EVAL["citation_samples"]
     registered = json.loads((run_dir / "registered.json").read_text())
     mlflow.set_tracking_uri(params.tracking_uri)

@@ -1,7 +1,8 @@
 """The adapter in a real MLflow server (SQLite, and PostgreSQL where its binaries exist): run, model, version.
 
 One tiny training (sample examples, demo base model, 4 steps) is recorded and registered against each
-backend; a training that fails in its subprocess must leave no run and no version behind.
+backend; the served model answers what the library generates; a training that fails in its subprocess must
+leave no run and no version behind.
 """
 
 from __future__ import annotations
@@ -15,23 +16,24 @@ import pytest
 from lorag.config import load_params
 from support.behavior import make_behavior_project
 
+pytestmark = pytest.mark.slow  # trains once and starts MLflow servers
+
 INDEX_STATE = {"collection": "lorag_docs_20261121", "data_rev": "d" * 32}
 
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory: pytest.TempPathFactory, sample_base_model: Path):
     """A project whose examples are DVC-snapshotted and validated, an index published, one adapter trained."""
-    from lorag.evaluation.adapter_eval import run_evaluation
     from lorag.index.state import IndexState
     from lorag.index.stores import open_store
-    from lorag.stages.validate_examples import run as validate
-    from lorag.training.launcher import launch_training
-    from lorag.versioning.dvc_repo import snapshot_folder
+    from lorag.retrain.evaluate import evaluate
+    from lorag.retrain.examples import snapshot_examples, validate_examples
+    from lorag.retrain.train import train
 
     root = make_behavior_project(tmp_path_factory.mktemp("registry") / "project", sample_base_model)
     params = load_params(root / "params.yaml")
-    data_rev = snapshot_folder(params, params.examples.dir).data_rev
-    validate(params)
+    data_rev = snapshot_examples(params)
+    validate_examples(params)
     store = open_store(params)
     try:
         state = IndexState(collection=INDEX_STATE["collection"], data_rev=INDEX_STATE["data_rev"], git_rev=None,
@@ -39,8 +41,8 @@ def trained(tmp_path_factory: pytest.TempPathFactory, sample_base_model: Path):
         store.save_state(params.index.name, state.to_dict())
     finally:
         store.close()
-    result = launch_training(params, root / "runs" / "one", [], track=False)
-    report = run_evaluation(params, result.run_dir)
+    result = train(params, root / "runs" / "one")
+    report = evaluate(params, result.run)
     return root, result, report, data_rev
 
 
@@ -57,14 +59,14 @@ def _files(folder: Path) -> dict[str, str]:
 def test_run_version_tags_alias_and_round_trip(trained, server: str) -> None:
     import mlflow
 
-    from lorag.registry.models import CHALLENGER, register_adapter
-    from lorag.registry.runs import record_training
+    from lorag.tracking.registry import CHALLENGER, register_adapter
+    from lorag.tracking.training import record_training
 
     root, result, report, data_rev = trained
     params = load_params(root / "params.yaml", [f"mlflow.tracking_uri={server}"])
     run_id = record_training(params, result)
     registered = register_adapter(params, run_id, result.adapter_dir, report,
-                                  plot=params.path(params.adapter_eval.plot_path))
+                                  plot=params.adapter_eval.plot_path)
 
     client = mlflow.MlflowClient(server)
     name = params.mlflow.registered_model
@@ -96,12 +98,29 @@ def test_run_version_tags_alias_and_round_trip(trained, server: str) -> None:
     mlflow.set_tracking_uri(server)
     loaded = mlflow.pyfunc.load_model(f"models:/{name}@{CHALLENGER}")
     assert _files(Path(loaded.unwrap_python_model().adapter_dir)) == _files(result.adapter_dir)
-    answers = loaded.predict(["How often should hives be inspected?"])
-    assert isinstance(answers, list) and len(answers) == 1 and isinstance(answers[0], str)
+    _serves_what_the_library_generates(loaded, params, result.adapter_dir)
 
     again = register_adapter(params, run_id, result.adapter_dir, report)  # a retry: same version, no twin
     assert again.version == registered.version
     assert len(client.search_model_versions(f"name = '{name}'")) == 1
+
+
+def _serves_what_the_library_generates(loaded, params, adapter_dir: Path) -> None:
+    """The MLflow model answers a prompt exactly as lorag's own generation does (same model, same tokens)."""
+    from peft import PeftModel
+
+    from lorag.answer.format import format_prompt
+    from lorag.evaluation.adapter_eval import eval_examples_path, generate_reply
+    from lorag.training.data import load_examples
+    from lorag.training.lora import load_base
+
+    example = next(e for e in load_examples(eval_examples_path(params)) if e.context)
+    prompts = [format_prompt(example.instruction, example.context), "How often should hives be inspected?"]
+    base, tokenizer = load_base(params)
+    model = PeftModel.from_pretrained(base, str(adapter_dir)).eval()
+    expected = [generate_reply(model, tokenizer, p, params.adapter_eval.max_new_tokens) for p in prompts]
+    assert loaded.predict(prompts) == expected
+    assert all(expected)  # a non-empty answer each: the comparison is not between two empty strings
 
 
 def test_failed_training_registers_nothing(trained, mlflow_server: str) -> None:

@@ -25,6 +25,7 @@ from lorag.training.data import (
 )
 from lorag.training.launcher import TrainingFailed, build_command, launch_training, preflight
 from lorag.training.lora import apply_lora, merge_adapter, save_adapter
+from lorag.training.run_folder import RunFolder
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -241,17 +242,14 @@ def test_adapter_round_trip_gives_identical_logits_and_holds_only_adapter(
 def test_bad_params_fail_before_training(tiny_model_dir: Path, tmp_path: Path, project_factory) -> None:
     root = project_factory(tmp_path / "p", tiny_model_dir)
     with pytest.raises(ValueError, match=r"no-such-config.*Available: .*cpu-2proc"):
-        launch_training(load_params(root, ["train.accelerate_config=no-such-config"]), tmp_path / "r",
-                        ["train.accelerate_config=no-such-config"])
+        launch_training(load_params(root, ["train.accelerate_config=no-such-config"]), tmp_path / "r")
     with pytest.raises(ValueError, match=r"\['qkv'\] not found.*q_proj"):
         preflight(load_params(root, ["train.lora.target_modules=[q_proj, qkv]"]))
     with pytest.raises(ValueError, match="gradient_accumulation_steps=1 but train.grad_accum=4"):
         preflight(load_params(root, ["train.accelerate_config=gpu-deepspeed-zero2", "train.grad_accum=4"]))
     with pytest.raises(ConfigError, match="train.batch_size"):
         load_params(root, ["train.batch_size=0"])
-    with pytest.raises(ValueError, match="differ from"):
-        launch_training(load_params(root), tmp_path / "r", ["train.max_steps=3"])
-    assert not (tmp_path / "r" / "metrics.jsonl").exists()
+    assert not (tmp_path / "r").exists()
 
 
 def test_world_size_mismatch_is_an_error(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -285,7 +283,7 @@ def two_proc_run(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory,
     lines: list[str] = []
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("LORAG_TRAIN_DEBUG", "1")
-        result = launch_training(params, root / "runs" / "full", [], on_line=lines.append)
+        result = launch_training(params, root / "runs" / "full", on_line=lines.append)
     return params, result, lines
 
 
@@ -294,6 +292,7 @@ def _debug(run_dir: Path, rank: int, name: str) -> list[dict]:
     return [json.loads(line) for line in path.read_text().splitlines()]
 
 
+@pytest.mark.slow
 def test_two_process_run_keeps_ranks_identical_and_rank0_writes(two_proc_run) -> None:
     _, result, lines = two_proc_run
     assert result.summary["world_size"] == 2 and result.summary["steps"] == 6
@@ -311,14 +310,22 @@ def test_two_process_run_keeps_ranks_identical_and_rank0_writes(two_proc_run) ->
     params = two_proc_run[0]
     assert result.summary["base_model"] == params.train.base_model  # the name as given, not peft's local path
     assert result.summary["base_model_provenance"]["kind"] == "lorag-tiny-llama"
+    assert result.summary["precision"] == "no"  # train.precision auto on CPU: fp32
+    assert result.run.read_params() == params  # what the training processes loaded
 
 
-def test_completed_run_is_recorded_in_mlflow(two_proc_run) -> None:
+@pytest.mark.slow
+def test_completed_run_is_recorded_in_mlflow_by_the_caller(two_proc_run) -> None:
     import mlflow
 
+    from lorag.retrain.train import record
+
     params, result, _ = two_proc_run
+    assert not result.run.mlflow_file.exists()  # the launcher itself never talks to MLflow
+    run_id = record(params, result)
+    assert result.run.read_mlflow_run() == run_id
     mlflow.set_tracking_uri(params.tracking_uri)
-    run = mlflow.get_run(result.mlflow_run_id)
+    run = mlflow.get_run(run_id)
     assert run.data.tags["lorag.base_model"] == params.train.base_model
     assert run.data.params["train.lora.r"] == str(params.train.lora.r)
     assert run.data.metrics["steps"] == 6 and run.data.metrics["world_size"] == 2
@@ -328,10 +335,12 @@ def test_completed_run_is_recorded_in_mlflow(two_proc_run) -> None:
     assert "adapter/adapter_model.safetensors" in artifacts
 
 
+@pytest.mark.slow
 def test_kill_and_resume_continues_with_the_same_data_order(two_proc_run) -> None:
     params, reference, _ = two_proc_run
     run_dir = params.root / "runs" / "killed"
-    argv, env = build_command(params, run_dir, [])
+    RunFolder(run_dir).write_params(params)  # what launch_training does before it starts the processes
+    argv, env = build_command(params, RunFolder(run_dir))
     env.update(LORAG_TRAIN_DEBUG="1", LORAG_TRAIN_DEBUG_STEP_SLEEP="1.0")
     proc = subprocess.Popen(argv, env=env, cwd=params.root, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT,
                             start_new_session=True)
@@ -356,7 +365,7 @@ def test_kill_and_resume_continues_with_the_same_data_order(two_proc_run) -> Non
     (ckpt.checkpoints_dir(run_dir) / "step-5").mkdir()  # no trainer_state.json: incomplete
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("LORAG_TRAIN_DEBUG", "1")
-        result = launch_training(params, run_dir, [], track=False)
+        result = launch_training(params, run_dir)
     assert result.summary["resumed_from_step"] == resumed_at
     assert not (ckpt.checkpoints_dir(run_dir) / ".tmp-step-5").exists()
     for rank in range(2):
@@ -371,15 +380,16 @@ def test_kill_and_resume_continues_with_the_same_data_order(two_proc_run) -> Non
     assert [m["step"] for m in result.metrics] == [1, 2, 3, 4, 5, 6]
 
 
+@pytest.mark.slow
 def test_failed_run_raises_with_exit_code_and_tail(tiny_model_dir: Path, tmp_path: Path, project_factory) -> None:
     root = project_factory(tmp_path / "p", tiny_model_dir, train={"accelerate_config": "cpu-1proc"})
     params = load_params(root)
     # Corrupt the examples after preflight would pass: the child process fails reading them.
     (root / ".lorag" / "examples-clean" / "train.jsonl").write_text('{"id": "a"}\n')
     with pytest.raises(TrainingFailed) as info:
-        launch_training(params, tmp_path / "run", [])
+        launch_training(params, tmp_path / "run")
     assert info.value.returncode != 0
     assert any("invalid example line" in line for line in info.value.tail)
     assert not (tmp_path / "run" / "summary.json").exists()
     # Nothing was recorded: MLflow was never opened for the failed run.
-    assert not params.path(params.mlflow.tracking_uri.removeprefix("sqlite:///")).exists()
+    assert not Path(params.tracking_uri.removeprefix("sqlite:///")).exists()

@@ -130,7 +130,7 @@ def mlflow_server_pg(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 def sample_base_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The demo base model with its tokenizer trained on the sample docs (what build_base_model builds)."""
     from lorag.config import load_params
-    from lorag.stages.build_base_model import sample_texts
+    from lorag.retrain.base_model import sample_texts
     from lorag.training.tiny_model import build_tiny_base_model
 
     params = load_params(REPO_ROOT / "params.yaml")

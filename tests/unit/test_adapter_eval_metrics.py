@@ -6,8 +6,9 @@ from pathlib import Path
 
 from lorag.config import load_params
 from lorag.evaluation.adapter_eval import check_citations, citation_sample
-from lorag.stages.build_base_model import demo_model_dir
-from lorag.training.examples import Example, Passage, format_cited_answer, format_context
+from lorag.answer.format import Passage, format_cited_answer, format_context
+from lorag.retrain.base_model import demo_model_dir
+from lorag.training.examples import Example
 
 GOLD = Passage("hives/inspect.md", "Inspecting > Summer", "Inspect every 7 to 9 days in summer.")
 OTHER = Passage("harvest/extract.md", "Extracting", "Extract honey when frames are capped.")

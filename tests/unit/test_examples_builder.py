@@ -7,18 +7,20 @@ import re
 
 import pytest
 
-from lorag.training.examples import (
-    Example,
-    GoldPassageMissing,
+from lorag.answer.format import (
     Passage,
-    Question,
-    build_grounded_examples,
     format_cited_answer,
     format_context,
     parse_citations,
     parse_context,
+)
+from lorag.answer.format import citation as source_label
+from lorag.training.examples import (
+    Example,
+    GoldPassageMissing,
+    Question,
+    build_grounded_examples,
     read_examples,
-    source_label,
     split_by_source,
     write_examples,
     write_split,

@@ -1,12 +1,15 @@
 """`lorag train` and `lorag build-base-model`: the behavior track from the command line.
 
-Registered on the app in lorag.cli. Training runs as an `accelerate launch` subprocess; its JSON step lines feed
-a rich progress bar. Ctrl-C stops every rank; a failed or interrupted run registers nothing.
+Registered on the app in lorag.cli; each command makes one call into lorag.retrain. Training runs as an
+`accelerate launch` subprocess; its JSON step lines feed a rich progress bar. Ctrl-C stops every rank; a failed
+or interrupted run records and registers nothing, and the next `lorag train` resumes it.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
+import sys
 from pathlib import Path
 from typing import Annotated, Any, Optional
 
@@ -47,51 +50,35 @@ def train_cmd(
     params_path: ParamsOpt = None,
     overrides: SetOpt = None,
     run_dir: Annotated[Optional[Path], typer.Option(
-        "--run-dir", help="run folder; an existing one is resumed from its last checkpoint "
-        "(default: a new train.output_dir/run-<time>)")] = None,
+        "--run-dir", help="train in this folder, resuming it from its last checkpoint (default: resume the newest "
+        "unfinished run made from the same params and data, else a new train.output_dir/run-<time>)")] = None,
     register: Annotated[bool, typer.Option(
         "--register", help="then evaluate on the eval split and register the adapter as the `challenger`")] = False,
-    track: Annotated[bool, typer.Option("--track/--no-track", help="log the run to MLflow")] = True,
     as_json: Annotated[bool, typer.Option("--json", help="print the summary as JSON")] = False,
 ) -> None:
     """Train a LoRA adapter on the validated examples under accelerate (CPU or GPU, see train.accelerate_config).
 
+    The completed run is recorded in MLflow (mlflow.train_experiment). A re-run after a crash resumes the
+    unfinished run from its last checkpoint; changed params or examples start a fresh run.
+
     Examples:
       lorag train
       lorag train --set train.max_steps=20 --set train.accelerate_config=cpu-1proc
-      lorag train --run-dir .lorag/train/run-x      (resumes a killed run)
+      lorag train --params other.yaml
+      lorag train --run-dir .lorag/train/run-x      (resumes that run)
       lorag train --register                        (then evaluates and registers)
     """
-    from lorag.stages.train import new_run_dir
-    from lorag.training.launcher import TrainingFailed, launch_training
+    from lorag.retrain.run import run_retrain
+    from lorag.training.launcher import TrainingFailed
 
-    if register and not track:
-        fail(ValueError("--register needs the MLflow training run: drop --no-track"))
     params = cli_params(params_path, overrides)
-    target = (run_dir or new_run_dir(params)).resolve()
     try:
-        with _progress() as progress:
-            result = launch_training(params, target, list(overrides or []), on_line=_StepBar(progress), track=track)
-        summary: dict[str, Any] = {k: result.summary.get(k) for k in ("steps", "tokens", "final_loss",
-                                                                       "tokens_per_s", "world_size")}
-        summary.update(run_dir=str(result.run_dir), adapter_dir=str(result.adapter_dir),
-                       mlflow_run_id=result.mlflow_run_id)
-        if register:
-            summary.update(_evaluate_and_register(params, result))
+        # Libraries (DVC, MLflow) print to stdout; keep stdout for our own output so --json stays parseable.
+        with contextlib.redirect_stdout(sys.stderr), _progress() as progress:
+            done = run_retrain(params, run_dir, register=register, on_line=_StepBar(progress))
     except (TrainingFailed, FileNotFoundError, ValueError) as exc:
         fail(exc)
-    _show(summary, as_json)
-
-
-def _evaluate_and_register(params: Any, result: Any) -> dict[str, Any]:
-    from lorag.evaluation.adapter_eval import run_evaluation
-    from lorag.registry.models import register_adapter
-
-    report = run_evaluation(params, result.run_dir)
-    registered = register_adapter(params, result.mlflow_run_id, result.adapter_dir, report,
-                                  plot=params.path(params.adapter_eval.plot_path))
-    return {"registered_model": registered.name, "version": registered.version, "alias": "challenger",
-            "eval": report.metrics()}
+    _show(done.summary(), as_json)
 
 
 def _show(summary: dict[str, Any], as_json: bool) -> None:
@@ -102,7 +89,7 @@ def _show(summary: dict[str, Any], as_json: bool) -> None:
 
     console = Console()
     for key, value in summary.items():
-        if key == "eval":
+        if key == "eval" and isinstance(value, dict):
             value = ", ".join(f"{k} {v:.4g}" for k, v in value.items() if k.startswith("adapter.") or k == "loss_delta")
         console.print(f"[bold]{key}[/bold]: {value}", highlight=False)
 
@@ -116,7 +103,7 @@ def build_base_model_cmd(params_path: ParamsOpt = None, overrides: SetOpt = None
       lorag build-base-model
       lorag build-base-model --set train.tiny_model.hidden_size=128
     """
-    from lorag.stages.build_base_model import build_base_model
+    from lorag.retrain.base_model import build_base_model
 
     params = cli_params(params_path, overrides)
     try:

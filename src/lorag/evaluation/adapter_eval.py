@@ -16,9 +16,11 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from lorag.answer.format import chat_turns, cited_doc_id, format_prompt, parse_citations, parse_context
 from lorag.config import Params
 from lorag.training.data import IGNORE_INDEX, collate, encode_examples, load_examples, make_rows, train_examples_path
-from lorag.training.examples import Example, chat_messages, parse_citations, parse_context
+from lorag.training.examples import Example
+from lorag.training.run_folder import RunFolder
 
 
 @dataclass
@@ -86,12 +88,12 @@ def response_loss(model: Any, tokenizer: Any, examples: list[Example], max_seq_l
     return total / tokens, tokens, [{"id": s.id, "reason": s.reason} for s in skipped]
 
 
-def generate_answer(model: Any, tokenizer: Any, example: Example, max_new_tokens: int) -> str:
-    """Greedy answer to the example's user turn (the serving prompt), special tokens removed."""
+def generate_reply(model: Any, tokenizer: Any, prompt: str, max_new_tokens: int) -> str:
+    """Greedy reply to one user turn, special tokens removed: the generation the served pyfunc
+    (mlflow/adapter_model.py, which cannot import lorag) repeats step for step."""
     import torch
 
-    user_turn = chat_messages(example)[:1]
-    enc = tokenizer.apply_chat_template(user_turn, add_generation_prompt=True, return_dict=True,
+    enc = tokenizer.apply_chat_template(chat_turns(prompt), add_generation_prompt=True, return_dict=True,
                                         return_tensors="pt")
     with torch.no_grad():
         out = model.generate(**enc, max_new_tokens=max_new_tokens, do_sample=False, use_cache=True,
@@ -99,12 +101,17 @@ def generate_answer(model: Any, tokenizer: Any, example: Example, max_new_tokens
     return tokenizer.decode(out[0, enc["input_ids"].shape[1] :], skip_special_tokens=True)
 
 
+def generate_answer(model: Any, tokenizer: Any, example: Example, max_new_tokens: int) -> str:
+    """Greedy answer to the example's user turn (the serving prompt)."""
+    return generate_reply(model, tokenizer, format_prompt(example.instruction, example.context), max_new_tokens)
+
+
 def check_citations(output: str, example: Example) -> dict[str, Any]:
     """What the output cites and whether that is grounded: in the context, and in a gold source document."""
     cited = parse_citations(output)
     labels = parse_context(example.context or "")
     in_context = bool(cited) and all(n in labels for n in cited)
-    gold = any(n in labels and labels[n].split(" > ", 1)[0] in example.sources for n in cited)
+    gold = any(n in labels and cited_doc_id(labels[n]) in example.sources for n in cited)
     return {"cited": cited, "has_sources": bool(cited), "in_context": in_context, "gold": gold}
 
 
@@ -176,15 +183,11 @@ def read_report(path: Path) -> EvalReport:
     return EvalReport(**{**raw, "base": SideMetrics(**raw["base"]), "adapter": SideMetrics(**raw["adapter"])})
 
 
-def run_evaluation(params: Params, run_dir: Path) -> EvalReport:
-    """Evaluate run_dir/adapter, write `adapter_eval.report_path` and the plot `adapter_eval.plot_path`."""
+def run_evaluation(params: Params, run: RunFolder) -> EvalReport:
+    """Evaluate the run's adapter, write `adapter_eval.report_path` and the plot `adapter_eval.plot_path`."""
     from lorag.evaluation.plots import plot_training_and_eval
-    from lorag.training.launcher import read_metrics
 
-    adapter = Path(run_dir) / "adapter"
-    if not (adapter / "adapter_config.json").is_file():
-        raise FileNotFoundError(f"{adapter}: no trained adapter. Train first (lorag train, or the train stage).")
-    report = evaluate_adapter(params, adapter)
-    write_report(report, params.path(params.adapter_eval.report_path))
-    plot_training_and_eval(read_metrics(run_dir), report, params.path(params.adapter_eval.plot_path))
+    report = evaluate_adapter(params, run.require_adapter())
+    write_report(report, params.adapter_eval.report_path)
+    plot_training_and_eval(run.read_metrics(), report, params.adapter_eval.plot_path)
     return report

@@ -80,8 +80,10 @@ def _checked_collection(params: Params, store: IndexStore, fingerprint: str) -> 
 
 
 def citation(hit: SearchHit) -> str:
-    """How a passage is cited everywhere: path, then heading path when there is one."""
-    return f"{hit.doc_id} > {hit.heading}" if hit.heading else hit.doc_id
+    """How a passage is cited everywhere (`path > heading`): the one formatter in lorag.answer.format."""
+    from lorag.answer.format import citation as cite
+
+    return cite(hit)
 
 
 def hits_as_json(hits: list[SearchHit]) -> list[dict[str, Any]]:

@@ -1,4 +1,4 @@
-"""DVC stage entry points: argv -> load_params -> one library call. `dvc.yaml` runs them as `python -m`."""
+"""DVC stage entry points: argv -> load_params -> one call into lorag.retrain. `dvc.yaml` runs them as `python -m`."""
 
 from __future__ import annotations
 

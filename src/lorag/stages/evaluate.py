@@ -11,20 +11,20 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from lorag.stages import parse_stage_args
 from lorag.config import load_params
-from lorag.stages.train import pipeline_run_dir
+from lorag.stages import parse_stage_args
 
 
 def main(argv: list[str] | None = None) -> None:
-    from lorag.evaluation.adapter_eval import run_evaluation
+    from lorag.retrain.evaluate import evaluate
+    from lorag.training.run_folder import RunFolder, pipeline_run
 
     def extra(p: argparse.ArgumentParser) -> None:
         p.add_argument("--run-dir", type=Path, default=None, help="training run folder (default: the pipeline's)")
 
     args = parse_stage_args(__doc__, "adapter_eval.citation_samples=16", argv, extra)
     params = load_params(args.params, args.overrides)
-    report = run_evaluation(params, args.run_dir or pipeline_run_dir(params))
+    report = evaluate(params, RunFolder(args.run_dir) if args.run_dir else pipeline_run(params))
     m = report.metrics()
     print(f"eval loss base {m['base.loss']:.4f} -> adapter {m['adapter.loss']:.4f} "
           f"(perplexity {m['base.perplexity']:.1f} -> {m['adapter.perplexity']:.1f}); "

@@ -13,13 +13,15 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+from lorag.training.run_folder import RunFolder
+
 STATE_FILE = "trainer_state.json"
 _STEP_DIR = re.compile(r"^step-(\d+)$")
 KEEP_LAST = 2
 
 
 def checkpoints_dir(run_dir: Path) -> Path:
-    return Path(run_dir) / "checkpoints"
+    return RunFolder(run_dir).checkpoints
 
 
 def tmp_dir(run_dir: Path, step: int) -> Path:

@@ -50,7 +50,7 @@ class Row:
 def train_examples_path(params: Params) -> Path:
     """The one place that decides which file training reads: the validated split that validate_examples writes,
     so a line the suite quarantined never reaches training."""
-    return params.path(params.examples.clean_dir) / "train.jsonl"
+    return params.examples.clean_dir / "train.jsonl"
 
 
 def load_examples(path: Path) -> list[Example]:

@@ -1,9 +1,8 @@
 """Training examples for the behavior track: the record, its JSONL files, the grounded builder, the split.
 
-The answer format the adapter learns is the one the RAG side assembles at serving time, so it lives here in
-one place: `format_context` (numbered source blocks), `format_prompt` (question + context) and
-`format_cited_answer` (answer + the `[n]` sources it rests on). `parse_context` and `parse_citations` read
-them back, which is how tests (and evaluation) check that every cited `[n]` names a passage in the context.
+The answer format the adapter learns is the one the RAG side assembles at serving time: it lives in
+`lorag.answer.format` (`format_context`, `format_prompt`, `format_cited_answer`), shared with evaluation,
+validation and retrieval. `chat_messages` turns an example into the chat turns training encodes.
 """
 
 from __future__ import annotations
@@ -11,33 +10,19 @@ from __future__ import annotations
 import hashlib
 import json
 import random
-import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Protocol
+
+from lorag.answer.format import (
+    PassageLike,
+    chat_turns,
+    format_cited_answer,
+    format_context,
+    format_prompt,
+)
 
 REQUIRED_FIELDS = ("id", "instruction", "response")
-SOURCES_HEADER = "Sources:"
-_BLOCK_HEAD = re.compile(r"^\[(\d+)\] (\S.*)$")
-
-
-class PassageLike(Protocol):
-    """Anything with a source and a text: a `Passage`, or the index's `SearchHit`."""
-
-    @property
-    def doc_id(self) -> str: ...
-    @property
-    def heading(self) -> str: ...
-    @property
-    def text(self) -> str: ...
-
-
-@dataclass(frozen=True)
-class Passage:
-    doc_id: str  # POSIX path relative to the docs root, e.g. "beekeeping/swarms.md"
-    heading: str  # "Title > Section", "" when the passage sits above any heading
-    text: str
 
 
 @dataclass
@@ -72,58 +57,12 @@ class GoldPassageMissing(LookupError):
     """The gold document of a question could not be placed in its context."""
 
 
-# ---------------------------------------------------------------- the one prompt/answer format
-
-
-def source_label(passage: PassageLike) -> str:
-    """`beekeeping/x.md > Heading` (just the path when the passage has no heading)."""
-    return f"{passage.doc_id} > {passage.heading}" if passage.heading else passage.doc_id
-
-
-def format_context(passages: Sequence[PassageLike]) -> str:
-    """Numbered blocks, `[1] doc > heading` then the text, separated by a blank line."""
-    return "\n\n".join(f"[{n}] {source_label(p)}\n{p.text.strip()}" for n, p in enumerate(passages, 1))
-
-
-def parse_context(context: str) -> dict[int, str]:
-    """Block number -> source label, read back from `format_context` output."""
-    found: dict[int, str] = {}
-    for block in context.split("\n\n"):
-        match = _BLOCK_HEAD.match(block.split("\n", 1)[0])
-        if match:
-            found[int(match.group(1))] = match.group(2)
-    return found
-
-
-def format_prompt(instruction: str, context: str | None) -> str:
-    """The user turn: the question, then the numbered sources when there are any."""
-    if not context:
-        return instruction.strip()
-    return f"{instruction.strip()}\n\nContext:\n{context.strip()}"
-
-
-def format_cited_answer(answer: str, citations: Sequence[tuple[int, PassageLike]]) -> str:
-    """The answer, then one `[n] doc > heading` line per cited context block (same numbers as the context)."""
-    if not citations:
-        return answer.strip()
-    lines = [f"[{n}] {source_label(p)}" for n, p in citations]
-    return f"{answer.strip()}\n\n{SOURCES_HEADER}\n" + "\n".join(lines)
-
-
-def parse_citations(response: str) -> list[int]:
-    """The `[n]` block numbers listed under `Sources:` in a response (empty when it cites nothing)."""
-    _, sep, tail = response.rpartition(f"\n{SOURCES_HEADER}\n")
-    if not sep:
-        return []
-    return [int(m.group(1)) for line in tail.splitlines() if (m := _BLOCK_HEAD.match(line))]
+# ---------------------------------------------------------------- chat turns
 
 
 def chat_messages(example: Example) -> list[dict[str, str]]:
     """The example as chat turns: what a chat template renders and what the training loop should use."""
-    return [
-        {"role": "user", "content": format_prompt(example.instruction, example.context)},
-        {"role": "assistant", "content": example.response},
-    ]
+    return chat_turns(format_prompt(example.instruction, example.context), example.response)
 
 
 # ---------------------------------------------------------------- JSONL files

@@ -1,8 +1,11 @@
 """Start `lorag.training.train` under `accelerate launch` as a subprocess and stream its output.
 
 Checks what can be checked cheaply first (accelerate config exists, examples exist, LoRA targets are in the model)
-so bad params fail before any process starts. The subprocess gets its own process group: killing the caller's
-run kills every rank. A nonzero exit raises TrainingFailed with the tail of the output.
+so bad params fail before any process starts. The validated Params go to the run folder as JSON
+(`RunFolder.write_params`) and the training process loads exactly those: no params file is re-read and no
+override re-applied on the other side. The subprocess gets its own process group: killing the caller's run kills
+every rank. A nonzero exit raises TrainingFailed with the tail of the output. Nothing here talks to MLflow: the
+caller records a completed run (lorag.retrain).
 """
 
 from __future__ import annotations
@@ -19,7 +22,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from lorag.config import Params, load_params
+from lorag.config import Params
+from lorag.training.accelerate_setup import accelerate_config
+from lorag.training.run_folder import RunFolder
 from lorag.training.train import EXPECTED_WORLD_SIZE_ENV
 
 TAIL_LINES = 40
@@ -35,39 +40,33 @@ class TrainingFailed(RuntimeError):
 
 @dataclass
 class TrainResult:
-    run_dir: Path
-    adapter_dir: Path
+    """A completed training run, read back from its folder."""
+
+    run: RunFolder
     summary: dict[str, Any]
     metrics: list[dict[str, Any]] = field(default_factory=list)
-    mlflow_run_id: str | None = None
 
+    @property
+    def run_dir(self) -> Path:
+        return self.run.path
 
-def accelerate_dir(params: Params) -> Path:
-    return params.root / "infra" / "accelerate"
+    @property
+    def adapter_dir(self) -> Path:
+        return self.run.adapter
 
-
-def accelerate_config(params: Params) -> tuple[Path, dict[str, Any]]:
-    """(path, contents) of infra/accelerate/<train.accelerate_config>.yaml; unknown names list the choices."""
-    import yaml
-
-    folder = accelerate_dir(params)
-    path = folder / f"{params.train.accelerate_config}.yaml"
-    if not path.is_file():
-        known = sorted(p.stem for p in folder.glob("*.yaml")) if folder.is_dir() else []
-        raise ValueError(
-            f"train.accelerate_config={params.train.accelerate_config!r}: no {path}. "
-            f"Available: {', '.join(known) or f'none (is {folder} missing?)'}."
-        )
-    return path, yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    @classmethod
+    def read(cls, run: RunFolder) -> TrainResult:
+        return cls(run, run.read_summary(), run.read_metrics())
 
 
 def preflight(params: Params) -> None:
     """Fail before launching: missing examples, missing base model, LoRA targets the model does not have."""
     import torch
-    from transformers import AutoConfig, AutoModelForCausalLM
+    from transformers import AutoModelForCausalLM
 
+    from lorag.training.base_model import BaseModelRef
     from lorag.training.data import train_examples_path
-    from lorag.training.lora import check_target_modules, resolve_base_model
+    from lorag.training.lora import check_target_modules
 
     _, conf = accelerate_config(params)
     ds_accum = (conf.get("deepspeed_config") or {}).get("gradient_accumulation_steps")
@@ -82,15 +81,7 @@ def preflight(params: Params) -> None:
             f"{train_file}: no validated training examples. Validate them first: "
             "`python -m lorag.stages.validate_examples --params params.yaml` (or run the pipeline: `dvc repro`)."
         )
-    source = resolve_base_model(params)
-    try:
-        config = AutoConfig.from_pretrained(source, revision=params.train.base_model_revision)
-    except OSError as exc:
-        raise FileNotFoundError(
-            f"train.base_model={params.train.base_model!r}: no model config found ({exc}). Build the tiny "
-            "model (lorag.training.tiny_model.build_tiny_base_model) or point train.base_model at a local "
-            "folder or a cached hub model."
-        ) from exc
+    config = BaseModelRef.from_params(params).load_config()
     with torch.device("meta"):  # module names only: no weights are allocated or read
         skeleton = AutoModelForCausalLM.from_config(config)
     check_target_modules(skeleton, params.train.lora)
@@ -102,8 +93,8 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def build_command(params: Params, run_dir: Path, overrides: list[str]) -> tuple[list[str], dict[str, str]]:
-    """(argv, env) of the accelerate launch; the child rebuilds the same Params from params.yaml + overrides."""
+def build_command(params: Params, run: RunFolder) -> tuple[list[str], dict[str, str]]:
+    """(argv, env) of the accelerate launch; the child loads the Params from run/params.json."""
     path, conf = accelerate_config(params)
     world = int(conf.get("num_processes", 1))
     accelerate_bin = Path(sys.executable).with_name("accelerate")
@@ -113,9 +104,7 @@ def build_command(params: Params, run_dir: Path, overrides: list[str]) -> tuple[
     if int(conf.get("num_machines", 1)) == 1 and world > 1 and "main_process_port" not in conf:
         # Two local runs (tests, two users) would otherwise both bind the default port 29500.
         argv += ["--main_process_port", str(_free_port())]
-    argv += ["-m", "lorag.training.train", "--params", str(params.root / "params.yaml"), "--run-dir", str(run_dir)]
-    for item in overrides:
-        argv += ["--set", item]
+    argv += ["-m", "lorag.training.train", "--run-dir", str(run.path)]
     env = dict(os.environ)
     env["OMP_NUM_THREADS"] = str(params.train.threads_per_process)
     env[EXPECTED_WORLD_SIZE_ENV] = str(world)
@@ -123,28 +112,6 @@ def build_command(params: Params, run_dir: Path, overrides: list[str]) -> tuple[
     if conf.get("use_cpu"):
         env["ACCELERATE_USE_CPU"] = "true"
     return argv, env
-
-
-def _check_same_params(params: Params, overrides: list[str]) -> None:
-    rebuilt = load_params(params.root / "params.yaml", overrides)
-    if rebuilt != params:
-        raise ValueError(
-            f"the Params passed to launch_training differ from {params.root / 'params.yaml'} + overrides "
-            f"{overrides}: the training process would train something else. Load them with "
-            "load_params(path, overrides) and pass the same overrides."
-        )
-
-
-def read_metrics(run_dir: Path) -> list[dict[str, Any]]:
-    """Step records of metrics.jsonl; after a resume, the re-run steps replace those of the killed run."""
-    path = Path(run_dir) / "metrics.jsonl"
-    by_step: dict[int, dict[str, Any]] = {}
-    if path.is_file():
-        for line in path.read_text(encoding="utf-8").splitlines():
-            record = json.loads(line)
-            if record.get("event") == "step":
-                by_step[int(record["step"])] = record
-    return [by_step[k] for k in sorted(by_step)]
 
 
 def parse_event(line: str) -> dict[str, Any] | None:
@@ -168,24 +135,17 @@ def _stop(proc: subprocess.Popen[str]) -> None:
         proc.wait()
 
 
-def launch_training(
-    params: Params,
-    run_dir: Path,
-    overrides: list[str],
-    on_line: Callable[[str], None] | None = None,
-    track: bool = True,
-) -> TrainResult:
-    """Run (or resume) training into run_dir under accelerate; returns the result once the process exits 0.
+def launch_training(params: Params, run: RunFolder | Path,
+                    on_line: Callable[[str], None] | None = None) -> TrainResult:
+    """Run (or resume) training into `run` under accelerate; returns the result once the process exits 0.
 
-    `params` must be what `load_params(params.root / "params.yaml", overrides)` gives (the CLI does this);
-    `on_line` receives each output line as it arrives (use `parse_event` for step progress). With `track`, a
-    completed run is logged to MLflow (train_experiment); a failed one raises before anything is logged.
+    `on_line` receives each output line as it arrives (use `parse_event` for step progress). An existing run
+    folder resumes from its last complete checkpoint (lorag.retrain decides which folder to use).
     """
-    _check_same_params(params, overrides)
+    run = run if isinstance(run, RunFolder) else RunFolder(run)
     preflight(params)
-    run_dir = Path(run_dir).resolve()
-    run_dir.mkdir(parents=True, exist_ok=True)
-    argv, env = build_command(params, run_dir, overrides)
+    run.write_params(params)
+    argv, env = build_command(params, run)
     tail: collections.deque[str] = collections.deque(maxlen=TAIL_LINES)
     proc = subprocess.Popen(argv, env=env, cwd=params.root, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                             text=True, bufsize=1, start_new_session=True)
@@ -202,10 +162,4 @@ def launch_training(
         raise
     if returncode != 0:
         raise TrainingFailed(returncode, list(tail))
-    summary = json.loads((run_dir / "summary.json").read_text(encoding="utf-8"))
-    result = TrainResult(run_dir, Path(summary["adapter_dir"]), summary, read_metrics(run_dir))
-    if track:
-        from lorag.registry.runs import record_training
-
-        result.mlflow_run_id = record_training(params, result)
-    return result
+    return TrainResult.read(run)

@@ -2,50 +2,18 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
 from lorag.config import LoraParams, Params
-from lorag.training.tiny_model import PROVENANCE_FILE
+from lorag.training.base_model import BaseModelRef
 
 
-def resolve_base_model(params: Params) -> str:
-    """A local folder (relative to the project root) when it exists, else the name as given (a hub id)."""
-    local = params.path(params.train.base_model)
-    return str(local) if local.exists() else params.train.base_model
-
-
-def base_model_record(params: Params) -> dict[str, Any]:
-    """What the adapter was trained on, as the user named it (peft only records an absolute local path)."""
-    record: dict[str, Any] = {
-        "base_model": params.train.base_model,
-        "base_model_revision": params.train.base_model_revision,
-    }
-    provenance = Path(resolve_base_model(params)) / PROVENANCE_FILE
-    if provenance.is_file():
-        record["base_model_provenance"] = json.loads(provenance.read_text(encoding="utf-8"))
-    return record
-
-
-def load_base(params: Params, device_map: str | None = None) -> tuple[Any, Any]:
-    """(model, tokenizer) of the base model, fp32 weights; mixed precision is accelerate's job."""
-    import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    source = resolve_base_model(params)
-    revision = params.train.base_model_revision
-    try:
-        tokenizer = AutoTokenizer.from_pretrained(source, revision=revision)
-        model = AutoModelForCausalLM.from_pretrained(source, revision=revision, dtype=torch.float32)
-    except OSError as exc:
-        raise FileNotFoundError(
-            f"train.base_model={params.train.base_model!r}: cannot load it ({exc}). Build the tiny model "
-            "(lorag.training.tiny_model.build_tiny_base_model), or point train.base_model at a local folder "
-            "or a cached hub model."
-        ) from exc
-    if tokenizer.pad_token_id is None:
-        tokenizer.pad_token = tokenizer.eos_token
+def load_base(params: Params) -> tuple[Any, Any]:
+    """(model, tokenizer) of `train.base_model`, fp32 weights; mixed precision is accelerate's job."""
+    ref = BaseModelRef.from_params(params)
+    tokenizer = ref.load_tokenizer()
+    model = ref.load_model()
     # Packed rows are isolated only without a KV cache (transformers skips packed-sequence detection with one).
     model.config.use_cache = False
     return model, tokenizer

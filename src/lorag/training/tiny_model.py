@@ -12,12 +12,12 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from lorag.config import Params
+from lorag.training.base_model import PROVENANCE_FILE, TINY_KIND
 
 PAD_TOKEN = "<|pad|>"
 EOS_TOKEN = "<|im_end|>"
 BOS_TOKEN = "<|endoftext|>"
 SPECIAL_TOKENS = (BOS_TOKEN, "<|im_start|>", EOS_TOKEN, PAD_TOKEN)
-PROVENANCE_FILE = "lorag_base.json"
 
 # The assistant turn's content and its closing <|im_end|> are inside the generation block: the model must learn
 # both what to answer and when to stop. The "\n" after <|im_end|> is outside: it is template layout.
@@ -122,7 +122,7 @@ def build_tiny_base_model(params: Params, out_dir: Path, texts: Iterable[str] | 
     out_dir.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(out_dir, safe_serialization=True)
     tokenizer.save_pretrained(out_dir)
-    provenance = {"kind": "lorag-tiny-llama", "seed": params.train.seed, "shape": shape.model_dump()}
+    provenance = {"kind": TINY_KIND, "seed": params.train.seed, "shape": shape.model_dump()}
     (out_dir / PROVENANCE_FILE).write_text(json.dumps(provenance, indent=2) + "\n", encoding="utf-8")
     for f in out_dir.iterdir():
         f.chmod(0o644)  # safetensors are written 0600; other users (CI, serving) must read them

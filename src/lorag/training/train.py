@@ -1,12 +1,13 @@
 """The LoRA training script, run under `accelerate launch` (use `lorag.training.launcher`, not this directly).
 
     accelerate launch --config_file infra/accelerate/cpu-2proc.yaml -m lorag.training.train \
-        --params params.yaml --run-dir .lorag/train/run-1 [--set train.max_steps=10 ...]
+        --run-dir .lorag/train/run-1
 
-Every rank trains; only rank 0 writes artifacts. One JSON object per line on stdout (rank 0): events "start",
-"step" (loss, lr, real tokens/s with padding excluded), "checkpoint", "end". The same lines go to
-run_dir/metrics.jsonl. MLflow logging happens in the launcher after this process exits 0, so a killed or failed
-run registers nothing. Debug switches (tests): LORAG_TRAIN_DEBUG=1 writes per-rank batch ids and a checksum of
+The Params come from run_dir/params.json, written by the launcher from the caller's validated Params. Every rank
+trains; only rank 0 writes artifacts (through lorag.training.run_folder). One JSON object per line on stdout
+(rank 0): events "start", "step" (loss, lr, real tokens/s with padding excluded), "checkpoint", "end". The same
+lines go to run_dir/metrics.jsonl. MLflow is recorded by the caller after this process exits 0, so a killed or
+failed run registers nothing. Debug switches (tests): LORAG_TRAIN_DEBUG=1 writes per-rank batch ids and a checksum of
 the trainable parameters to run_dir/debug/; LORAG_TRAIN_DEBUG_STEP_SLEEP=S sleeps S seconds after each step.
 """
 
@@ -22,8 +23,10 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from lorag.config import Params, TrainParams, load_params
+from lorag.config import Params, TrainParams
 from lorag.training import checkpoints as ckpt
+from lorag.training.accelerate_setup import training_precision
+from lorag.training.base_model import BaseModelRef
 from lorag.training.data import (
     BatchOrder,
     Row,
@@ -33,19 +36,12 @@ from lorag.training.data import (
     make_rows,
     train_examples_path,
 )
-from lorag.training.lora import (
-    apply_lora,
-    base_model_record,
-    load_base,
-    response_loss_model,
-    save_adapter,
-    use_packed_attention,
-)
+from lorag.training.lora import apply_lora, load_base, response_loss_model, save_adapter, use_packed_attention
+from lorag.training.run_folder import RunFolder
 
 EXPECTED_WORLD_SIZE_ENV = "LORAG_EXPECTED_WORLD_SIZE"
 DEBUG_ENV = "LORAG_TRAIN_DEBUG"
 STEP_SLEEP_ENV = "LORAG_TRAIN_DEBUG_STEP_SLEEP"
-_PRECISION = {"fp32": "no", "bf16": "bf16", "fp16": "fp16"}
 _SCHEDULER = {"linear": "linear", "cosine": "cosine", "constant": "constant_with_warmup"}
 
 
@@ -55,23 +51,22 @@ class Reporter:
     def __init__(self, accelerator: Any, run_dir: Path) -> None:
         self.main = accelerator.is_main_process
         self.rank = accelerator.process_index
-        self.run_dir = run_dir
+        self.run = RunFolder(run_dir)
         self.debug = os.environ.get(DEBUG_ENV) == "1"
         self.wrote: list[str] = []
         if self.debug:
-            (run_dir / "debug").mkdir(parents=True, exist_ok=True)
+            self.run.debug.mkdir(parents=True, exist_ok=True)
 
     def emit(self, event: str, **fields: Any) -> None:
         if not self.main:
             return
         line = json.dumps({"event": event, **fields})
         print(line, flush=True)
-        with open(self.run_dir / "metrics.jsonl", "a", encoding="utf-8") as f:
-            f.write(line + "\n")
+        self.run.append_event(line)
 
     def debug_record(self, name: str, record: dict[str, Any]) -> None:
         if self.debug:
-            with open(self.run_dir / "debug" / f"rank{self.rank}-{name}.jsonl", "a", encoding="utf-8") as f:
+            with open(self.run.debug / f"rank{self.rank}-{name}.jsonl", "a", encoding="utf-8") as f:
                 f.write(json.dumps(record) + "\n")
 
 
@@ -151,7 +146,8 @@ def train(params: Params, run_dir: Path) -> dict[str, Any]:
 
     tp = params.train
     torch.set_num_threads(tp.threads_per_process)
-    accelerator = Accelerator(gradient_accumulation_steps=tp.grad_accum, mixed_precision=_PRECISION[tp.precision])
+    precision = training_precision(params)  # train.precision "auto" follows the accelerate config and hardware
+    accelerator = Accelerator(gradient_accumulation_steps=tp.grad_accum, mixed_precision=precision)
     check_world_size(accelerator)
     run_dir.mkdir(parents=True, exist_ok=True)
     set_seed(tp.seed)  # same LoRA init on every rank; dropout streams are restored from checkpoints on resume
@@ -202,9 +198,9 @@ def _run(params: Params, run_dir: Path, accelerator: Any, model: Any, tokenizer:
                "tokens_this_launch": tokens - tokens_before, "train_seconds": elapsed,
                "tokens_per_s": (tokens - tokens_before) / elapsed if elapsed > 0 else None, "final_loss": loss,
                "world_size": accelerator.num_processes, "examples": n_examples, "rows": len(rows),
-               "skipped": skipped, "trainable_params": n_trainable, "precision": tp.precision,
+               "skipped": skipped, "trainable_params": n_trainable, "precision": accelerator.mixed_precision,
                "peak_memory_bytes": torch.cuda.max_memory_allocated() if torch.cuda.is_available() else None,
-               **base_model_record(params)}
+               **BaseModelRef.from_params(params).record()}
     _finish(accelerator, model, run_dir, summary, rep)
     return summary
 
@@ -258,12 +254,12 @@ def _finish(accelerator: Any, model: Any, run_dir: Path, summary: dict[str, Any]
     # Collective under FSDP/DeepSpeed (gathers the shards), a plain state_dict under DDP: every rank calls it.
     state = {k.removeprefix("peft_model."): v for k, v in accelerator.get_state_dict(model).items()}
     if accelerator.is_main_process:
-        adapter = save_adapter(unwrapped.peft_model, run_dir / "adapter", state_dict=state)
+        run = RunFolder(run_dir)
+        adapter = save_adapter(unwrapped.peft_model, run.adapter, state_dict=state)
         summary["adapter_dir"] = str(adapter)
-        tmp = run_dir / "summary.json.tmp"
-        tmp.write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
-        tmp.rename(run_dir / "summary.json")  # the launcher treats summary.json as "the run completed"
-        rep.wrote += [str(adapter), str(run_dir / "summary.json")]
+        run.write_summary(summary)  # the launcher treats summary.json as "the run completed"
+        run.mark_finished()
+        rep.wrote += [str(adapter), str(run.summary_file)]
         rep.emit("end", **{k: v for k, v in summary.items() if k != "skipped"})
     rep.debug_record("final", {"rank": accelerator.process_index, "checksum": trainable_checksum(unwrapped),
                                "wrote": rep.wrote})
@@ -292,12 +288,11 @@ def die_with_parent() -> None:
 def main(argv: list[str] | None = None) -> int:
     die_with_parent()
     parser = argparse.ArgumentParser(prog="python -m lorag.training.train", description=__doc__.split("\n")[0])
-    parser.add_argument("--params", required=True, help="params.yaml (or its folder)")
-    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a param")
-    parser.add_argument("--run-dir", required=True, type=Path, help="folder for checkpoints, adapter, metrics")
+    parser.add_argument("--run-dir", required=True, type=Path,
+                        help="run folder holding params.json (written by the launcher); checkpoints, adapter, metrics")
     args = parser.parse_args(argv)
-    params = load_params(args.params, args.set)
-    train(params, args.run_dir.resolve())
+    run = RunFolder(args.run_dir)
+    train(run.read_params(), run.path)
     return 0
 
 

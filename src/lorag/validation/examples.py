@@ -15,7 +15,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from lorag.training.examples import BadLine, Example, chat_messages, format_prompt, read_numbered_examples
+from lorag.answer.format import format_prompt
+from lorag.training.examples import BadLine, Example, chat_messages, read_numbered_examples
 from lorag.validation.documents import ValidationFailed
 
 SPLITS = ("train", "eval")

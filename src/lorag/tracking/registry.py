@@ -11,7 +11,6 @@ tying model version -> training data revision -> index version -> eval run.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
@@ -37,6 +36,10 @@ class Registered:
     train_run_id: str
     eval_run_id: str
     lineage: dict[str, Any]
+
+    def summary(self) -> dict[str, str]:
+        return {"model": self.name, "version": self.version, "alias": CHALLENGER, "train_run_id": self.train_run_id,
+                "eval_run_id": self.eval_run_id}
 
 
 def pip_requirements() -> list[str]:
@@ -69,7 +72,7 @@ def index_lineage(params: Params) -> dict[str, Any]:
 
 
 def build_lineage(params: Params, train_run: Any, eval_run_id: str, report: EvalReport) -> dict[str, Any]:
-    from lorag.registry.runs import TAG_EXAMPLES_REV, TAG_GIT_COMMIT
+    from lorag.tracking.training import TAG_EXAMPLES_REV, TAG_GIT_COMMIT
 
     tags = train_run.data.tags
     return {
@@ -90,12 +93,12 @@ def _none(value: str | None) -> str | None:
 
 def _artifacts(params: Params, adapter_dir: Path) -> dict[str, str]:
     """The adapter; plus the base model itself when it is the small demo model (a self-contained version)."""
-    from lorag.training.lora import base_model_record, resolve_base_model
+    from lorag.training.base_model import BaseModelRef
 
     artifacts = {"adapter": str(adapter_dir)}
-    provenance = base_model_record(params).get("base_model_provenance") or {}
-    if provenance.get("kind") == "lorag-tiny-llama":
-        artifacts["base_model"] = resolve_base_model(params)
+    ref = BaseModelRef.from_params(params)
+    if ref.is_demo:
+        artifacts["base_model"] = ref.source
     return artifacts
 
 
@@ -105,8 +108,11 @@ def log_adapter_model(params: Params, train_run_id: str, adapter_dir: Path) -> s
 
     from lorag.tracking import configure_mlflow
 
+    from lorag.training.base_model import BaseModelRef
+
     configure_mlflow(params, params.mlflow.train_experiment)
-    config = {"base_model": params.train.base_model, "base_model_revision": params.train.base_model_revision,
+    ref = BaseModelRef.from_params(params)  # a serving host loads the same folder or hub id + revision
+    config = {"base_model": ref.source, "base_model_revision": ref.revision,
               "max_new_tokens": params.adapter_eval.max_new_tokens}
     with mlflow.start_run(run_id=train_run_id):
         info = mlflow.pyfunc.log_model(
@@ -126,7 +132,7 @@ def register_adapter(params: Params, train_run_id: str, adapter_dir: Path, repor
     """Record the evaluation, register the run's adapter (once), tag its lineage, set `challenger` on it."""
     import mlflow
 
-    from lorag.registry.runs import record_evaluation
+    from lorag.tracking.training import record_evaluation
     from lorag.tracking import configure_mlflow
 
     configure_mlflow(params, params.mlflow.train_experiment)
@@ -149,8 +155,3 @@ def register_adapter(params: Params, train_run_id: str, adapter_dir: Path, repor
     client.log_dict(eval_run_id, lineage, "lineage.json")
     client.set_registered_model_alias(name, CHALLENGER, version)
     return Registered(name, version, model_uri, train_run_id, eval_run_id, lineage)
-
-
-def registered_summary(registered: Registered) -> str:
-    return json.dumps({"model": registered.name, "version": registered.version, "alias": CHALLENGER,
-                       "train_run_id": registered.train_run_id, "eval_run_id": registered.eval_run_id}, indent=2)

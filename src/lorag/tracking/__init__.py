@@ -1,4 +1,8 @@
-"""MLflow I/O shared by both tracks: where runs go and how a run is opened."""
+"""All of lorag's MLflow I/O. This module: where runs go and how a run is opened (both tracks).
+
+    tracking.training   the behavior track's runs: one per completed training, one per evaluation
+    tracking.registry   the adapter as a logged pyfunc model, its registered version, lineage tags, aliases
+"""
 
 from __future__ import annotations
 
@@ -25,7 +29,7 @@ def configure_mlflow(params: Params, experiment: str) -> str:
     found = mlflow.get_experiment_by_name(experiment)
     if found is not None:
         return found.experiment_id
-    location = params.path(params.mlflow.artifact_location)
+    location = params.mlflow.artifact_location
     location.mkdir(parents=True, exist_ok=True)
     return mlflow.create_experiment(experiment, artifact_location=location.as_uri())
 

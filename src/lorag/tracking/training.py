@@ -1,6 +1,6 @@
 """MLflow runs of the behavior track: one run per completed training, one per evaluation.
 
-The training processes never talk to MLflow: the launcher calls `record_training` only after the subprocess
+The training processes never talk to MLflow: lorag.retrain calls `record_training` only after the subprocess
 exited 0, so a failed or killed run leaves no run behind. What gets logged is read back from run_dir
 (summary.json, metrics.jsonl, the adapter) plus the context the run cannot see from inside: hardware, the git
 commit, the DVC revision of the examples and the validation report they passed.
@@ -55,7 +55,7 @@ def examples_context(params: Params) -> dict[str, Any]:
     """DVC revision of examples.dir and the validation report it passed (None where there is none yet)."""
     from lorag.versioning.dvc_repo import recorded_revision
 
-    report_path = params.path(params.examples.report_path)
+    report_path = params.examples.report_path
     report = json.loads(report_path.read_text(encoding="utf-8")) if report_path.is_file() else None
     return {"data_rev": recorded_revision(params, params.examples.dir), "validation": report}
 
@@ -74,7 +74,7 @@ def record_training(params: Params, result: TrainResult) -> str:
         "lorag.track": "behavior",
         "lorag.base_model": str(s["base_model"]),
         "lorag.base_model_revision": str(s.get("base_model_revision") or ""),
-        "lorag.run_dir": str(result.run_dir),
+        "lorag.run_dir": str(result.run.path),
         "lorag.resumed_from_step": str(s.get("resumed_from_step") or ""),
         TAG_GIT_COMMIT: commit or "none",
         "lorag.git_dirty": str(dirty).lower(),
@@ -83,7 +83,7 @@ def record_training(params: Params, result: TrainResult) -> str:
     validation = examples["validation"]
     if validation is not None:
         tags["lorag.examples_validation"] = str(validation.get("summary", ""))[:5000]
-    with mlflow_run(params, params.mlflow.train_experiment, f"train-{result.run_dir.name}", tags) as run:
+    with mlflow_run(params, params.mlflow.train_experiment, f"train-{result.run.path.name}", tags) as run:
         knobs = {**flatten("train", params.train), **flatten("examples", params.examples),
                  **flatten("hardware", hardware())}
         mlflow.log_params({k: str(v)[:500] for k, v in knobs.items()})
@@ -98,9 +98,9 @@ def record_training(params: Params, result: TrainResult) -> str:
         if validation is not None:
             mlflow.log_metric("examples_failure_ratio", float(validation["failure_ratio"]))
             mlflow.log_dict(validation, "examples_validation.json")
-        mlflow.log_artifacts(str(result.adapter_dir), artifact_path="adapter")
-        mlflow.log_artifact(str(result.run_dir / "summary.json"))
-        mlflow.log_artifact(str(result.run_dir / "metrics.jsonl"))
+        mlflow.log_artifacts(str(result.run.adapter), artifact_path="adapter")
+        mlflow.log_artifact(str(result.run.summary_file))
+        mlflow.log_artifact(str(result.run.metrics_file))
         return run.info.run_id
 
 

@@ -1,0 +1,26 @@
+"""Register a run's adapter in MLflow as the `challenger` version, with its evaluation and lineage."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from lorag.config import Params
+    from lorag.evaluation.adapter_eval import EvalReport
+    from lorag.tracking.registry import Registered
+    from lorag.training.run_folder import RunFolder
+
+
+def register(params: Params, run: RunFolder, report: EvalReport | None = None) -> Registered:
+    """Register `run`'s adapter (recorded by `retrain.train.record`); `report` defaults to the last evaluation.
+
+    Writes run/registered.json. A retry finds the version already made from the run instead of adding a twin.
+    """
+    from lorag.retrain.evaluate import read_evaluation
+    from lorag.tracking.registry import register_adapter
+
+    report = report if report is not None else read_evaluation(params)
+    registered = register_adapter(params, run.read_mlflow_run(), run.require_adapter(), report,
+                                  plot=params.adapter_eval.plot_path)
+    run.write_registered(registered.summary())
+    return registered
