@@ -57,3 +57,11 @@ def test_broken_yaml_is_a_clear_error(tmp_path, text):
 def test_malformed_override():
     with pytest.raises(ConfigError, match="KEY=VALUE"):
         load_params(REPO / "params.yaml", ["index.backend"])
+
+
+def test_training_precision_defaults_to_auto_and_rejects_unknown_values(tmp_path):
+    (tmp_path / "params.yaml").write_text("train:\n  max_steps: 2\n")
+    assert load_params(tmp_path).train.precision == "auto"
+    assert load_params(tmp_path, ["train.precision=bf16"]).train.precision == "bf16"
+    with pytest.raises(ConfigError, match=r"train\.precision.*fp8"):
+        load_params(tmp_path, ["train.precision=fp8"])
