@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from lorag.corpus.chunker import chunk_document
-from lorag.corpus.markup import split_front_matter, strip_shortcodes
+from lorag.corpus.markup import FrontMatter, split_front_matter, strip_shortcodes
 from lorag.corpus.model import Document
 from lorag.corpus.reader import read_document
 from lorag.corpus.sections import split_sections
@@ -77,8 +77,8 @@ def test_malformed_front_matter_is_reported_and_dropped_not_a_crash(tmp_path: Pa
     assert [n.rule for n in bad_yaml.notes] == ["front_matter_invalid"] and "YAML" in bad_yaml.notes[0].detail
 
     not_a_mapping = _read(tmp_path, "list.md", "---\n- just\n- a list\n---\nText.\n")
-    assert [n.rule for n in not_a_mapping.notes] == ["front_matter_invalid"]
-    assert "not a mapping" in not_a_mapping.notes[0].detail
+    assert not_a_mapping.text == "---\n- just\n- a list\n---\nText.\n"  # a list between two rules: content
+    assert (not_a_mapping.title, not_a_mapping.notes) == (None, ())
 
     bad_toml = _read(tmp_path, "bad-toml.md", '+++\ntitle = "unterminated\n+++\nText.\n')
     assert bad_toml.text == "Text.\n" and "TOML" in bad_toml.notes[0].detail
@@ -96,6 +96,8 @@ def test_a_leading_rule_without_a_closing_line_is_not_front_matter() -> None:
     text = "---\n\nA page that starts with a thematic break.\n"
     front = split_front_matter(text)
     assert (front.body, front.title, front.note) == (text, None, None)
+    between_rules = "---\nA paragraph between two rules.\n---\nMore.\n"
+    assert split_front_matter(between_rules) == FrontMatter(between_rules)
     assert split_front_matter("Text first\n---\ntitle: x\n---\n").body.startswith("Text first")
 
 

@@ -5,7 +5,8 @@ Front matter (Jekyll, Hugo, MkDocs, Docusaurus...): a YAML block between `---` l
 heading path); the other keys become document metadata, kept with the document and never embedded. A block that
 is delimited but does not parse is dropped all the same (the site generator would not show it either) and the
 document carries a "front_matter_invalid" note, so the run reports it instead of embedding YAML as prose.
-A leading `---` with no closing line is a thematic break, not front matter: the text is left as it is.
+A leading `---` with no closing line, or a block that parses to something other than keys and values (a
+paragraph or a list between two thematic breaks), is content, not front matter: the text is left as it is.
 
 Shortcodes: Hugo `{{< name args >}}` / `{{% name %}}` (and their closing `{{< /name >}}`), Liquid `{% tag %}`.
 The tags are removed and whatever they wrap is kept, so the prose inside a paired shortcode (a note, a tab, a
@@ -55,7 +56,8 @@ def split_front_matter(text: str) -> FrontMatter:
         try:
             data = parse(match.group(1) or "")
             if not isinstance(data, dict):
-                raise ValueError(f"it is a {type(data).__name__}, not a mapping of keys to values")
+                # Plain text or a list between two rules (`---`) is content, not front matter: keep it all.
+                return FrontMatter(text)
             metadata = _json_safe(data, [_MAX_NODES])
         except (ValueError, RecursionError) as err:  # yaml.YAMLError and tomllib.TOMLDecodeError are ValueErrors
             detail = f"{name} front matter does not parse ({_first_line(err)}); indexed without it: fix the block"
