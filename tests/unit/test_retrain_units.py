@@ -147,6 +147,27 @@ def test_the_pipeline_folder_resumes_only_its_own_unfinished_run(project: Path) 
     assert fingerprint(params)[0] == run.origin()["fingerprint"]
 
 
+def test_a_run_being_trained_is_never_picked_or_entered(project: Path) -> None:
+    import subprocess
+    import sys
+
+    run = _unfinished(project)
+    code = ("import sys, time\nfrom filelock import FileLock\nlock = FileLock(sys.argv[1], thread_local=False)\n"
+            "lock.acquire()\nprint('held', flush=True)\ntime.sleep(600)")
+    holder = subprocess.Popen([sys.executable, "-c", code, str(run.path / ".lock")], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"  # another launcher is training in `run`
+        assert run.in_progress
+        assert choose_run(load_params(project)) != run
+        with pytest.raises(ValueError, match="another process"):
+            choose_run(load_params(project), run.path)
+    finally:
+        holder.kill()
+        holder.wait()
+    assert not run.in_progress  # the lock dies with its holder, SIGKILL included: a crash never blocks a resume
+    assert choose_run(load_params(project), run.path) == run
+
+
 # --- the one citation format --------------------------------------------------------------------------------------
 
 

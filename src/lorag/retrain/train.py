@@ -66,6 +66,8 @@ def choose_run(params: Params, run_dir: Path | None = None, pipeline: bool = Fal
                              "resumed. Pass a new --run-dir, or none to let lorag pick.")
         if run.finished:
             raise ValueError(f"{run.path} holds a finished run. Pass a new --run-dir, or none to let lorag pick.")
+        if run.in_progress:
+            raise ValueError(f"{run.path} is being trained by another process right now; wait for it to finish.")
         if origin is not None:
             return run
     elif pipeline:

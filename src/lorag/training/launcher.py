@@ -28,6 +28,18 @@ from lorag.training.run_folder import RunFolder
 from lorag.training.train import EXPECTED_WORLD_SIZE_ENV
 
 TAIL_LINES = 40
+# `accelerate launch` runs in a session of its own (so Ctrl-C and _stop reach every rank), which also means it
+# would outlive a launcher killed by SIGKILL and keep training into a folder the next run resumes. This prefix
+# makes the kernel kill it when the launcher dies (PR_SET_PDEATHSIG, kept across exec); the ranks follow it
+# (lorag.training.train.die_with_parent). Linux only: elsewhere the prefix just runs the command.
+_DIE_WITH_LAUNCHER = (
+    "import os, sys\n"
+    "if sys.platform.startswith('linux'):\n"
+    "    import ctypes, signal\n"
+    "    ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)\n"
+    "    if os.getppid() != int(sys.argv[1]): os._exit(1)\n"
+    "os.execv(sys.argv[2], sys.argv[2:])"
+)
 
 
 class TrainingFailed(RuntimeError):
@@ -100,7 +112,7 @@ def build_command(params: Params, run: RunFolder) -> tuple[list[str], dict[str, 
     accelerate_bin = Path(sys.executable).with_name("accelerate")
     launch = [str(accelerate_bin), "launch"] if accelerate_bin.exists() else [
         sys.executable, "-m", "accelerate.commands.launch"]
-    argv = [*launch, "--config_file", str(path)]
+    argv = [sys.executable, "-c", _DIE_WITH_LAUNCHER, str(os.getpid()), *launch, "--config_file", str(path)]
     if int(conf.get("num_machines", 1)) == 1 and world > 1 and "main_process_port" not in conf:
         # Two local runs (tests, two users) would otherwise both bind the default port 29500.
         argv += ["--main_process_port", str(_free_port())]
@@ -144,11 +156,20 @@ def launch_training(params: Params, run: RunFolder | Path,
     """
     run = run if isinstance(run, RunFolder) else RunFolder(run)
     preflight(params)
-    run.write_params(params)
-    argv, env = build_command(params, run)
+    with run.hold():  # one training per folder: a second launcher on it fails instead of interleaving steps
+        run.write_params(params)
+        argv, env = build_command(params, run)
+        returncode, tail = _stream(subprocess.Popen(
+            argv, env=env, cwd=params.root, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1,
+            start_new_session=True), on_line)
+    if returncode != 0:
+        raise TrainingFailed(returncode, tail)
+    return TrainResult.read(run)
+
+
+def _stream(proc: subprocess.Popen[str], on_line: Callable[[str], None] | None) -> tuple[int, list[str]]:
+    """Feed the process's output lines to on_line until it exits; (exit code, last lines)."""
     tail: collections.deque[str] = collections.deque(maxlen=TAIL_LINES)
-    proc = subprocess.Popen(argv, env=env, cwd=params.root, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                            text=True, bufsize=1, start_new_session=True)
     try:
         assert proc.stdout is not None
         for raw in proc.stdout:
@@ -156,10 +177,7 @@ def launch_training(params: Params, run: RunFolder | Path,
             tail.append(line)
             if on_line is not None:
                 on_line(line)
-        returncode = proc.wait()
+        return proc.wait(), list(tail)
     except BaseException:
         _stop(proc)  # the caller was interrupted: take every rank down with it
         raise
-    if returncode != 0:
-        raise TrainingFailed(returncode, list(tail))
-    return TrainResult.read(run)

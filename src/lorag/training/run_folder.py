@@ -10,6 +10,7 @@
     mlflow_run.json     the MLflow training run recorded for it (by the caller, after the process exited 0)
     registered.json     the registry version made from it
     debug/              per-rank debug records (tests)
+    .lock               held by the launcher while training runs: a run in progress is never picked to resume
 
 The training process (lorag.training.train) writes its files through these helpers, and everything else
 (launcher, retrain, tracking, evaluation, stages) reads them through the same ones.
@@ -21,6 +22,8 @@ import json
 import os
 import secrets
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -44,6 +47,10 @@ def _write_json(path: Path, data: Any) -> Path:
     tmp.write_text(json.dumps(data, indent=2, default=str) + "\n", encoding="utf-8")
     os.replace(tmp, path)
     return path
+
+
+class RunInProgress(RuntimeError):
+    """Another process is training in this run folder right now."""
 
 
 @dataclass(frozen=True)
@@ -91,6 +98,35 @@ class RunFolder:
     @property
     def debug(self) -> Path:
         return self.path / "debug"
+
+    # ------------------------------------------------------------------ one training at a time per folder
+    @contextmanager
+    def hold(self) -> Iterator[None]:
+        """Hold the folder's lock while training runs in it; RunInProgress when another process holds it.
+
+        An OS file lock: it is released when the holder dies, even by SIGKILL, so a crash never blocks a resume.
+        """
+        from filelock import FileLock, Timeout
+
+        self.path.mkdir(parents=True, exist_ok=True)
+        lock = FileLock(str(self.path / ".lock"), thread_local=False)
+        try:
+            lock.acquire(timeout=0)
+        except Timeout:
+            raise RunInProgress(f"{self.path} is being trained by another process right now; wait for it to "
+                                "finish, or train elsewhere with --run-dir.") from None
+        try:
+            yield
+        finally:
+            lock.release()
+
+    @property
+    def in_progress(self) -> bool:
+        try:
+            with self.hold():
+                return False
+        except RunInProgress:
+            return True
 
     # ------------------------------------------------------------------ params (crosses the process boundary)
     def write_params(self, params: Params) -> Path:
@@ -187,7 +223,8 @@ def new_run(params: Params, prefix: str = "run") -> RunFolder:
 
 
 def unfinished_runs(params: Params, fingerprint: str) -> list[RunFolder]:
-    """Ad-hoc runs under train.output_dir made from `fingerprint` that never finished, newest first.
+    """Ad-hoc runs under train.output_dir made from `fingerprint` that never finished and are not training
+    right now, newest first.
 
     The DVC pipeline's folder is left out: it belongs to `dvc repro`, which resumes it itself.
     """
@@ -196,6 +233,6 @@ def unfinished_runs(params: Params, fingerprint: str) -> list[RunFolder]:
     for path in root.iterdir() if root.is_dir() else []:
         folder = RunFolder(path)
         origin = folder.origin() if path.is_dir() and path.name != PIPELINE_RUN else None
-        if origin and origin.get("fingerprint") == fingerprint and not folder.finished:
+        if origin and origin.get("fingerprint") == fingerprint and not folder.finished and not folder.in_progress:
             found.append((str(origin.get("started_at", "")), folder))
     return [folder for _, folder in sorted(found, key=lambda item: (item[0], item[1].path.name), reverse=True)]
