@@ -72,6 +72,8 @@ def choose_run(params: Params, run_dir: Path | None = None, pipeline: bool = Fal
             return run
     elif pipeline:
         run = pipeline_run(params)
+        if run.in_progress:
+            raise ValueError(f"{run.path} is being trained by another process right now; wait for it to finish.")
         origin = run.origin()
         if origin is not None and origin.get("fingerprint") == digest and not run.finished:
             return run
