@@ -6,6 +6,8 @@ cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 eval "$(.venv/bin/python -c "from lorag.env import shell_exports; print(shell_exports())")"
 export PATH="$PWD/.venv/bin:$PATH"
+# Prefect's own state (the local server's database) stays inside the project unless the user points elsewhere.
+export PREFECT_HOME="${PREFECT_HOME:-$PWD/.lorag/prefect}"
 step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 
 if [ ! -d data/docs ]; then

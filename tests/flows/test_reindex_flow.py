@@ -7,19 +7,10 @@ from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
 
 from flows.reindex import REINDEX_LIMIT, reindex_flow
-from lorag.reindex.run import ReindexBusy, reindex_lock
-from support.reindex import copy_sample, params_of
+from lorag.reindex.run import ReindexBusy, reindex_lock, run_reindex
+from support.reindex import assert_same_index, copy_sample, params_of, published_rows
 
-STEPS = {
-    "snapshot_docs",
-    "plan_changes",
-    "quarantine_bad_documents",
-    "embed_chunks",
-    "write_chunks",
-    "verify_index",
-    "publish_index",
-    "record_run",
-}
+STEPS = {"scan", "plan", "quarantine", "snapshot", "embed", "write", "verify", "publish", "record"}
 
 
 @pytest.fixture
@@ -66,3 +57,18 @@ def test_dry_run_flow_writes_nothing(prefect_server, project):
     summary = reindex_flow(str(project / "params.yaml"), dry_run=True)
     assert summary["dry_run"] and summary["documents"]["added"] == 49
     assert not (project / ".lorag" / "index").exists() or not any((project / ".lorag" / "index").iterdir())
+
+
+def test_flow_and_library_produce_the_same_reindex(prefect_server, make_project, shared_embedding_cache, project):
+    """The recipe exists once: the flow (steps as tasks) and the library call give the same result."""
+    twin = make_project({"embedding": {"cache_path": str(shared_embedding_cache)}}, docs={}, name="twin")
+    copy_sample(twin)
+    by_flow = reindex_flow(str(project / "params.yaml"))
+    by_library = run_reindex(params_of(twin)).summary()
+    volatile = {"collection", "seconds", "mlflow_run_id", "git_rev", "quarantine_dir", "verified"}
+    assert {k: v for k, v in by_flow.items() if k not in volatile} == {
+        k: v for k, v in by_library.items() if k not in volatile
+    }
+    assert by_flow["seconds"].keys() == by_library["seconds"].keys()
+    assert by_flow["verified"]["rows_checked"] == by_library["verified"]["rows_checked"]
+    assert_same_index(published_rows(params_of(project)), published_rows(params_of(twin)))

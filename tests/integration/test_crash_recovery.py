@@ -14,7 +14,8 @@ import time
 
 import pytest
 
-from lorag.reindex.apply import PAUSE_ENV
+from lorag.faults import PAUSE_ENV
+from lorag.index.stores import published_state
 from lorag.reindex.run import run_reindex
 from support.reindex import assert_same_index, copy_sample, params_of, published_rows
 
@@ -86,3 +87,43 @@ def test_killed_reindex_keeps_published_index_and_rerun_converges(
     shutil.copytree(root / "data" / "docs", scratch / "data" / "docs")
     run_reindex(params_of(scratch))
     assert_same_index(published_rows(params), published_rows(params_of(scratch)))
+
+
+def _reindex_runs(params):
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(params.tracking_uri)
+    experiment = client.get_experiment_by_name(params.mlflow.reindex_experiment)
+    return {r.info.run_id: r for r in client.search_runs([experiment.experiment_id])}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("point", "closed_as"), [("upsert:2", "KILLED"), ("record:1", "FINISHED")])
+def test_killed_reindex_leaves_no_running_mlflow_run_after_the_next_one(
+    make_project, shared_embedding_cache, tmp_path, point, closed_as
+):
+    """The MLflow history matches what was served: a run killed before publishing is closed KILLED, one killed
+    after publishing (while recording) is closed FINISHED with the published facts."""
+    overrides = {"index": {"write_batch": 8}, "embedding": {"cache_path": str(shared_embedding_cache)}}
+    root = make_project(overrides, docs={})
+    copy_sample(root)
+    params = params_of(root)
+    run_reindex(params)
+    _edit_corpus(root / "data" / "docs")
+    _run_until_paused(root, point, tmp_path / "paused", full=False)
+
+    killed = [r for r in _reindex_runs(params).values() if r.info.status == "RUNNING"]
+    assert len(killed) == 1, "the killed run is left RUNNING until someone closes it"
+    published = published_state(params)
+    rerun = run_reindex(params)
+
+    runs = _reindex_runs(params)
+    assert not [r for r in runs.values() if r.info.status == "RUNNING"]
+    closed = runs[killed[0].info.run_id]
+    assert closed.info.status == closed_as
+    if closed_as == "FINISHED":
+        assert closed.data.tags["lorag.data_rev"] == published["data_rev"] and "lorag.recovered" in closed.data.tags
+        assert rerun.prepared.plan.counts()["chunks_upserted"] == 0  # it had published: nothing left to do
+    else:
+        assert "before publishing" in closed.data.tags["lorag.error"]
+    assert runs[rerun.run_id].info.status == "FINISHED"

@@ -120,9 +120,12 @@ def test_search_cli_answers_with_citations(make_project, cache_dir):
     assert hits_in_gold >= len(asked) // 2
     text = runner.invoke(app, ["search", "varroa mite treatment", "--params", str(root / "params.yaml")])
     assert text.exit_code == 0 and "[1]" in text.stdout and "score" in text.stdout
-    status = runner.invoke(app, ["status", "--params", str(root / "params.yaml")])
+    status = runner.invoke(app, ["status", "--params", str(root / "params.yaml"), "--json"])
     assert status.exit_code == 0, status.output
     state = json.loads(status.stdout)
+    table = runner.invoke(app, ["status", "--params", str(root / "params.yaml")])
+    assert table.exit_code == 0 and state["collection"] in table.stdout.replace("\n", "").replace(" ", "")
+    assert "data revision" in table.stdout and "pending" not in table.stdout
     assert state["collection"].startswith("lorag_docs_") and state["chunk_count"] > 100 and state["pending"] is None
 
 

@@ -15,7 +15,7 @@ import pytest
 from lorag.index.protocol import IndexRow
 from lorag.index.stores import open_store
 from lorag.reindex.apply import VerificationFailed, embed_plan, verify_plan, write_plan
-from lorag.reindex.prepare import prepare, take_snapshot
+from lorag.reindex.prepare import prepare, scan_documents
 from lorag.reindex.run import run_reindex
 from support.reindex import assert_same_index, params_of, published_rows
 
@@ -72,7 +72,7 @@ def _written(params):
 
     embedder = load_embedder(params.embedding, root=params.root)
     store = open_store(params)
-    prepared = prepare(params, take_snapshot(params), store, embedder)
+    prepared = prepare(params, scan_documents(params), store, embedder)
     embedded = embed_plan(params, prepared, embedder)
     write_plan(store, prepared, embedded, embedder.dim)
     return store, prepared, embedded

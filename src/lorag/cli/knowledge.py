@@ -17,14 +17,21 @@ def reindex(
     overrides: SetOpt = None,
     full: Annotated[bool, typer.Option("--full", help="build a new collection, verify it, then swap the alias")] = False,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="print the plan; write nothing")] = False,
+    accept_deletions: Annotated[bool, typer.Option(
+        "--accept-deletions", help="the deletions are intended: let this run remove more of the published index "
+        "than index.max_delete_ratio allows (any mode)")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="print the summary as JSON")] = False,
 ) -> None:
     """Bring the index up to date with the documents folder (incremental by default).
+
+    A deletion guard stops any run (incremental or --full) that would remove more than index.max_delete_ratio of
+    the published index; --dry-run shows such a plan and says so; --accept-deletions lets an intended one through.
 
     Examples:
       lorag reindex --dry-run
       lorag reindex
       lorag reindex --full --set index.keep_last=3
+      lorag reindex --accept-deletions      (after removing a large part of the documents on purpose)
     """
     from lorag.progress import RichProgress
     from lorag.reindex.run import run_reindex
@@ -34,7 +41,7 @@ def reindex(
     try:
         # Libraries (DVC, MLflow) print to stdout; keep stdout for our own output so --json stays parseable.
         with contextlib.redirect_stdout(sys.stderr), RichProgress() as progress:
-            result = run_reindex(params, full=full, dry_run=dry_run, progress=progress)
+            result = run_reindex(params, full, dry_run, accept_deletions, progress=progress)
     except (RuntimeError, FileNotFoundError, ValueError) as exc:
         fail(exc)
     summary = result.summary()
@@ -48,7 +55,7 @@ def search(
     query: Annotated[str, typer.Argument(help="the question or keywords")],
     params_path: ParamsOpt = None,
     overrides: SetOpt = None,
-    top_k: Annotated[Optional[int], typer.Option("--top-k", "-k", help="results to return")] = None,
+    top_k: Annotated[Optional[int], typer.Option("--top-k", "-k", min=1, help="results to return (default search.top_k)")] = None,
     alpha: Annotated[Optional[float], typer.Option(help="1 = dense only, 0 = full-text only")] = None,
     mode: Annotated[str, typer.Option(help="hybrid, dense or fulltext")] = "hybrid",
     as_json: Annotated[bool, typer.Option("--json", help="machine-readable output")] = False,
@@ -84,14 +91,49 @@ def search(
         console.print("no results")
 
 
-def status(params_path: ParamsOpt = None, overrides: SetOpt = None) -> None:
-    """Show what the published index reflects: collection, data revision, chunk count."""
+def status(
+    params_path: ParamsOpt = None,
+    overrides: SetOpt = None,
+    as_json: Annotated[bool, typer.Option("--json", help="machine-readable output")] = False,
+) -> None:
+    """Show what the published index reflects: collection, data revision, chunks, and whether a run is pending.
+
+    Examples:
+      lorag status
+      lorag status --json
+    """
     from lorag.index.stores import published_state
 
     params = cli_params(params_path, overrides)
-    state = published_state(params)
+    try:
+        state = published_state(params)
+    except RuntimeError as exc:
+        fail(exc)
     if state is None:
         typer.echo(f"no index published as '{params.index.name}' yet: run `lorag reindex`")
         raise typer.Exit(1)
-    state.pop("manifest", None)
-    print(json.dumps(state, indent=2))
+    documents = len(state.pop("manifest", None) or {})
+    if as_json:
+        print(json.dumps({**state, "documents": documents}, indent=2))
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(show_header=False, box=None)
+    table.add_column(no_wrap=True)
+    table.add_column(overflow="fold")  # ids and revisions are copied from here: never cut them with "..."
+    for key, value in [
+        ("index", f"{params.index.name} ({params.index.backend})"), ("collection", state["collection"]),
+        ("data revision", state["data_rev"]), ("git commit", state.get("git_rev") or "-"),
+        ("documents", documents), ("chunks", state["chunk_count"]), ("published at", state.get("updated_at") or "-"),
+        ("embedder", state["embedder"][:16]), ("previous builds", ", ".join(state.get("history") or []) or "-"),
+    ]:
+        table.add_row(f"[bold]{key}[/bold]", str(value))
+    console = Console()
+    console.print(table)
+    if state.get("pending"):
+        console.print(
+            f"[yellow]a re-index is pending[/yellow]: a run stopped while writing {len(state['pending'])} "
+            "document(s); until the next `lorag reindex` finishes, search may also return chunks of pages that "
+            "were since deleted or renamed."
+        )

@@ -27,6 +27,7 @@ class IndexState:
     history: list[str] = field(default_factory=list)  # collections built by --full, oldest first
     pending: list[str] | None = None  # documents an unfinished run was writing (write-ahead journal)
     updated_at: str = ""
+    run_key: str = ""  # the re-index run that published this state (its MLflow run carries the same key)
     version: int = STATE_VERSION
 
     def to_dict(self) -> dict[str, Any]:

@@ -7,16 +7,16 @@ A run killed anywhere leaves the published alias serving at least what it served
 
 from __future__ import annotations
 
-import os
 import random
+import re
 import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from pathlib import Path
 
 import numpy as np
 
+from lorag.faults import pause_point
 from lorag.index.protocol import IndexRow, RowMeta
 from lorag.index.state import IndexState
 from lorag.progress import NullProgress, Progress
@@ -26,11 +26,6 @@ if TYPE_CHECKING:
     from lorag.embedding.embedder import Embedder
     from lorag.index.protocol import IndexStore
     from lorag.reindex.prepare import Prepared
-
-# Tests set LORAG_PAUSE_AT="<step>:<n>@<marker file>" to stop the process at a known point of the write
-# sequence (it writes the marker and sleeps) so they can SIGKILL it exactly there: a real kill, placed.
-PAUSE_ENV = "LORAG_PAUSE_AT"
-
 
 class VerificationFailed(RuntimeError):
     """The written collection does not match the plan; nothing was published."""
@@ -51,7 +46,9 @@ def embed_plan(params: Params, prepared: Prepared, embedder: Embedder, progress:
 
     started = time.perf_counter()
     texts = {c.text_hash: c.text for c in prepared.plan.upserts}
-    cache = EmbeddingCache(params.path(params.embedding.cache_path))
+    cache = EmbeddingCache(params.embedding.cache_path)
+    if not texts:  # a no-op run shows no empty "embedding 0/0" bar
+        return Embedded({}, 0, 0, time.perf_counter() - started)
     progress = progress or NullProgress()
     with progress.task("embedding", total=len(texts)) as advance:
         result = embed_texts(embedder, cache, texts, on_progress=advance)
@@ -79,20 +76,13 @@ def write_plan(
         for n, i in enumerate(range(0, len(rows), batch), 1):
             store.upsert(prepared.collection, rows[i : i + batch])
             advance(len(rows[i : i + batch]))
-            _pause_point(f"upsert:{n}")
+            pause_point(f"upsert:{n}")
         deletes = list(prepared.plan.deletes)
         for n, i in enumerate(range(0, len(deletes), batch), 1):
-            _pause_point(f"delete:{n}")
+            pause_point(f"delete:{n}")
             store.delete(prepared.collection, deletes[i : i + batch])
             advance(len(deletes[i : i + batch]))
     return time.perf_counter() - started
-
-
-def _pause_point(name: str) -> None:
-    target = os.environ.get(PAUSE_ENV)
-    if target and target.split("@")[0] == name:
-        Path(target.split("@")[1]).write_text(name)
-        time.sleep(3600)
 
 
 def _row(chunk: Any, data_rev: str, vector: np.ndarray) -> IndexRow:
@@ -175,9 +165,9 @@ def _smoke_search(store: IndexStore, collection: str, upserts: list, embedded: E
     return {"sample_queries": len(picked), "sample_queries_found": found}
 
 
-def publish(store: IndexStore, params: Params, prepared: Prepared) -> IndexState:
+def publish(store: IndexStore, params: Params, prepared: Prepared, run_key: str = "") -> IndexState:
     """Make the run visible: move the alias (full) and save the state, which also clears the journal."""
-    _pause_point("publish:1")
+    pause_point("publish:1")
     history = list(prepared.previous.history) if prepared.previous else []
     if prepared.mode == "full":
         store.set_alias(prepared.alias, prepared.collection)
@@ -193,6 +183,7 @@ def publish(store: IndexStore, params: Params, prepared: Prepared) -> IndexState
         history=history[-params.index.keep_last :],
         pending=None,
         updated_at=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        run_key=run_key,
     )
     store.save_state(prepared.alias, state.to_dict())
     if prepared.mode == "full":
@@ -201,12 +192,16 @@ def publish(store: IndexStore, params: Params, prepared: Prepared) -> IndexState
 
 
 def _prune(store: IndexStore, alias: str, state: IndexState) -> list[str]:
-    """Drop collections of this alias that fell out of `keep_last`, and orphans of runs killed mid-build."""
+    """Drop collections of this alias that fell out of `keep_last`, and orphans of runs killed mid-build.
+
+    Only names this alias's builds produce (`<alias>_<rev>_<fingerprint>_<time>[_<suffix>]`) are candidates: a
+    plain prefix match would let alias `docs` prune the collections of alias `docs_v2`.
+    """
     keep = set(state.history) | {state.collection}
-    prefix = f"{alias}_".lower()
+    built_here = re.compile(rf"^{re.escape(alias.lower())}_[0-9a-f]{{8}}_[0-9a-f]{{8}}_\d{{8}}t\d{{6}}(_[0-9a-f]{{8}})?$")
     dropped = []
     for name in store.list_collections():
-        if name.lower().startswith(prefix) and name not in keep:
+        if built_here.match(name.lower()) and name not in keep:
             store.drop_collection(name)
             dropped.append(name)
     return dropped

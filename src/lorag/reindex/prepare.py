@@ -50,6 +50,12 @@ class Prepared:
     skipped: tuple[str, ...] = ()  # files that are not documents (corpus.other_files: skip): counted, never read
     still_quarantined: tuple[str, ...] = ()  # failed paths the last quarantine report already held, same content
     seconds: dict[str, float] = field(default_factory=dict)
+    deletion_guard: str | None = None  # why the plan deletes more than index.max_delete_ratio allows, if it does
+
+    def check_deletions(self, accept_deletions: bool) -> None:
+        """Stop a plan that trips the deletion guard, before anything is versioned or written."""
+        if self.deletion_guard and not accept_deletions:
+            raise DeletionGuardTripped(self.deletion_guard)
 
     def summary(self) -> dict[str, Any]:
         return {
@@ -58,6 +64,7 @@ class Prepared:
             "collection": self.collection,
             "data_rev": self.snapshot.data_rev,
             "git_rev": self.snapshot.git_rev,
+            "deletion_guard": self.deletion_guard,
             "documents": _document_counts(self),
             "chunks": self.plan.counts(),
             "quarantined": _quarantined_files(self),
@@ -66,18 +73,32 @@ class Prepared:
         }
 
 
-def take_snapshot(params: Params, dry_run: bool = False) -> Snapshot:
-    """Version the docs folder with DVC (add, commit, push), or just hash it for a dry run / no versioning."""
-    from lorag.versioning.dvc_repo import Snapshot, hash_manifest, snapshot_docs
+def scan_documents(params: Params, dry_run: bool = False) -> Snapshot:
+    """The documents' manifest and the data revision DVC will record for them, without writing anything."""
+    from lorag.versioning.dvc_repo import scan_docs
 
-    docs = params.path(params.corpus.docs_dir)
-    if not docs.is_dir():
-        raise FileNotFoundError(f"corpus.docs_dir {docs} does not exist: create it or point corpus.docs_dir at your documents")
-    if params.versioning.enabled and not dry_run:
-        return snapshot_docs(params)
-    manifest = hash_manifest(docs, params.corpus.suffixes)
-    rev = hashlib.md5(json.dumps(manifest, sort_keys=True).encode()).hexdigest()
-    return Snapshot(data_rev=rev, git_rev=None, manifest=manifest, pushed=False)
+    return scan_docs(params, write_ignores=params.versioning.enabled and not dry_run)
+
+
+def commit_snapshot(params: Params, prepared: Prepared) -> Prepared:
+    """Version the documents the plan was made from (DVC add, push, git commit), once the plan is accepted.
+
+    Refuses when the folder changed since it was scanned: the plan would describe other documents than the
+    revision recorded for them.
+    """
+    from dataclasses import replace
+
+    from lorag.versioning.dvc_repo import snapshot_docs
+
+    if not params.versioning.enabled:
+        return prepared
+    snapshot = snapshot_docs(params)
+    if snapshot.data_rev != prepared.snapshot.data_rev:
+        raise RuntimeError(
+            f"the documents changed while this run was planning (scanned revision {prepared.snapshot.data_rev[:12]}, "
+            f"now {snapshot.data_rev[:12]}); nothing was written. Run the re-index again."
+        )
+    return replace(prepared, snapshot=snapshot)
 
 
 def _document_counts(prepared: Prepared) -> dict[str, int]:
@@ -148,7 +169,7 @@ def prepare(
     existing = store.fetch_meta(collection, doc_ids=list(chunks_by_doc)) if incremental else {}
     current = store.count(collection) if incremental else 0
     plan = plan_writes(chunks_by_doc, existing, current)
-    _guard_deletions(params, plan, current, incremental)
+    guard = _deletion_guard(params, plan, current, previous, snapshot, incremental)
 
     failed = {f.doc_id for f in report.failures}
     manifest = {p: m for p, m in old_manifest.items() if p in snapshot.manifest or p not in chunks_by_doc}
@@ -173,6 +194,7 @@ def prepare(
         skipped=skipped,
         still_quarantined=_still_quarantined(params, report, snapshot.manifest),
         seconds={"prepare": time.perf_counter() - started},
+        deletion_guard=guard,
     )
 
 
@@ -258,16 +280,25 @@ def _chunk(params: Params, embedder: Embedder, good: list, changes: ChangeSet) -
     return by_doc
 
 
-def _guard_deletions(params: Params, plan: WritePlan, current: int, incremental: bool) -> None:
-    if not incremental or current == 0:
-        return
-    share = len(plan.deletes) / current
-    if share > params.index.max_delete_ratio:
-        raise DeletionGuardTripped(
-            f"this run would delete {len(plan.deletes)} of {current} chunks ({share:.0%}), more than "
-            f"index.max_delete_ratio={params.index.max_delete_ratio:.0%}. Nothing was written. If the deletions are "
-            f"intended, re-run with --set index.max_delete_ratio=1.0 (or --full to rebuild)."
-        )
+def _deletion_guard(
+    params: Params, plan: WritePlan, current: int, previous: IndexState | None, snapshot: Snapshot, incremental: bool
+) -> str | None:
+    """Why this plan deletes too much of the published index, or None. Applies to every mode: a --full rebuild
+    after most documents vanished would publish what is left just as silently."""
+    limit = params.index.max_delete_ratio
+    if incremental and current:
+        lost, total, what = len(plan.deletes), current, "chunks"
+    elif previous is not None and previous.manifest:
+        lost, total, what = len(previous.manifest.keys() - snapshot.manifest.keys()), len(previous.manifest), "documents"
+    else:
+        return None
+    if lost / total <= limit:
+        return None
+    return (
+        f"this run would remove {lost} of {total} published {what} ({lost / total:.0%}), more than "
+        f"index.max_delete_ratio={limit:.0%}. Nothing was written. If the deletions are intended, re-run with "
+        "--accept-deletions (or raise index.max_delete_ratio)."
+    )
 
 
 def _new_collection_name(alias: str, data_rev: str, chunking: str) -> str:

@@ -1,23 +1,46 @@
-"""One re-index run end to end, for the CLI and tests; the Prefect flow calls the same steps one task each."""
+"""One re-index run end to end: the recipe, written once. The CLI runs it in-process; the Prefect flow passes a
+`run_step` that runs each step as a task (retries, UI), so both always do the same thing in the same order.
+
+scan (hash the documents, write nothing) -> plan (validate, chunk, diff, deletion guard) -> quarantine ->
+snapshot (DVC add, push, commit: only once the plan is accepted) -> embed -> write -> verify -> publish,
+under the project lock, inside one MLflow run that spans the work.
+"""
 
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+import uuid
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from lorag.progress import Progress
 from lorag.reindex.apply import embed_plan, publish, verify_plan, write_plan
-from lorag.reindex.prepare import Prepared, prepare, take_snapshot
+from lorag.reindex.prepare import Prepared, commit_snapshot, prepare, scan_documents
 
 if TYPE_CHECKING:
     from lorag.config import Params
 
+T = TypeVar("T")
+# run_step(name, fn, *args) -> fn(*args): how each step is executed (in-process, or as a Prefect task).
+StepRunner = Callable[..., Any]
+
+
+def in_process(name: str, fn: Callable[..., T], *args: Any) -> T:
+    """The default StepRunner: just call the step."""
+    return fn(*args)
+
 
 class ReindexBusy(RuntimeError):
     """Another re-index holds the lock."""
+
+
+def check_inputs(params: Params) -> None:
+    """Refuse a run whose inputs are missing before anything (the lock, .lorag/) is created."""
+    docs = params.corpus.docs_dir
+    if not docs.is_dir():
+        raise FileNotFoundError(f"corpus.docs_dir {docs} does not exist: create it or point corpus.docs_dir at your documents")
 
 
 @contextmanager
@@ -25,7 +48,7 @@ def reindex_lock(params: Params) -> Iterator[None]:
     """Only one re-index per project at a time (the Prefect flow adds a server-side concurrency limit on top)."""
     from filelock import FileLock, Timeout
 
-    path = params.path(params.index.lancedb_dir).parent / "reindex.lock"
+    path = params.index.lancedb_dir.parent / "reindex.lock"
     path.parent.mkdir(parents=True, exist_ok=True)
     lock = FileLock(str(path))
     try:
@@ -59,39 +82,75 @@ class ReindexResult:
 
 
 def run_reindex(
-    params: Params, full: bool = False, dry_run: bool = False, progress: Progress | None = None
+    params: Params,
+    full: bool = False,
+    dry_run: bool = False,
+    accept_deletions: bool = False,
+    progress: Progress | None = None,
+    run_step: StepRunner = in_process,
 ) -> ReindexResult:
-    """Snapshot -> validate -> plan -> embed -> write -> verify -> publish, under the project lock."""
+    """Bring the published index up to date with the documents. A dry run plans and reports, writing nothing."""
     from lorag.embedding.embedder import load_embedder
     from lorag.index.stores import open_store
-    from lorag.reindex.record import quarantine_failures, record_reindex
+
+    check_inputs(params)
+    with reindex_lock(params), open_store(params) as store:
+        if dry_run:
+            return _plan_only(params, store, load_embedder(params.embedding, root=params.root), full, run_step)
+        record = _open_record(params, store)
+        try:
+            result = _apply(params, store, full, accept_deletions, progress, run_step, record)
+        except BaseException as exc:
+            record.fail(exc)
+            raise
+        run_step("record", record.finish, result)
+        return result
+
+
+def _open_record(params: Params, store: Any) -> Any:
+    from lorag.tracking.reindex import ReindexRecord
+
+    return ReindexRecord.open(params, uuid.uuid4().hex, store.load_state(params.index.name))
+
+
+def _plan_only(params: Params, store: Any, embedder: Any, full: bool, run_step: StepRunner) -> ReindexResult:
+    scanned = run_step("scan", scan_documents, params, True)
+    prepared = run_step("plan", prepare, params, scanned, store, embedder, full)
+    result = ReindexResult(prepared=prepared, dry_run=True, seconds=dict(prepared.seconds))
+    result.embeddings_reused, result.embeddings_computed = count_cached(params, prepared)
+    return result
+
+
+def _apply(
+    params: Params, store: Any, full: bool, accept_deletions: bool, progress: Progress | None,
+    run_step: StepRunner, record: Any,
+) -> ReindexResult:
+    from lorag.embedding.embedder import load_embedder
+    from lorag.reindex.record import quarantine_failures
     from lorag.validation.documents import require_ok
 
-    with reindex_lock(params):
-        started = time.perf_counter()
-        snapshot = take_snapshot(params, dry_run=dry_run)
-        embedder = load_embedder(params.embedding, root=params.root)
-        store = open_store(params)
-        try:
-            prepared = prepare(params, snapshot, store, embedder, full=full)
-            result = ReindexResult(prepared=prepared, dry_run=dry_run)
-            result.seconds.update(snapshot=prepared.seconds.get("snapshot", 0.0), prepare=prepared.seconds["prepare"])
-            if dry_run:
-                result.embeddings_reused, result.embeddings_computed = count_cached(params, prepared)
-                return result
-            result.quarantine_dir = quarantine_failures(params, prepared)
-            require_ok(prepared.report)  # too many bad documents: stop before anything is written
-            embedded = embed_plan(params, prepared, embedder, progress)
-            result.embeddings_computed, result.embeddings_reused = embedded.computed, embedded.reused
-            result.seconds["embed"] = embedded.seconds
-            result.seconds["write"] = write_plan(store, prepared, embedded, embedder.dim, params.index.write_batch, progress)
-            result.verified = verify_plan(store, prepared, embedded)
-            publish(store, params, prepared)
-            result.seconds["total"] = time.perf_counter() - started
-            result.run_id = record_reindex(params, result)
-            return result
-        finally:
-            store.close()
+    started = time.perf_counter()
+    embedder = load_embedder(params.embedding, root=params.root)
+    scanned = run_step("scan", scan_documents, params, False)
+    prepared = run_step("plan", prepare, params, scanned, store, embedder, full)
+    prepared.check_deletions(accept_deletions)  # a refused plan leaves no data revision behind
+    result = ReindexResult(prepared=prepared, dry_run=False, run_id=record.run_id)
+    result.quarantine_dir = run_step("quarantine", quarantine_failures, params, prepared)
+    require_ok(prepared.report)  # too many bad documents: stop before anything is versioned or written
+    snap_started = time.perf_counter()
+    prepared = result.prepared = run_step("snapshot", commit_snapshot, params, prepared)
+    result.seconds.update(prepare=prepared.seconds["prepare"], snapshot=time.perf_counter() - snap_started)
+    embedded = run_step("embed", embed_plan, params, prepared, embedder, progress)
+    result.embeddings_computed, result.embeddings_reused = embedded.computed, embedded.reused
+    result.seconds["embed"] = embedded.seconds
+    batch = params.index.write_batch
+    result.seconds["write"] = run_step("write", write_plan, store, prepared, embedded, embedder.dim, batch, progress)
+    verify_started = time.perf_counter()
+    result.verified = run_step("verify", verify_plan, store, prepared, embedded)
+    result.seconds["verify"] = time.perf_counter() - verify_started
+    run_step("publish", publish, store, params, prepared, record.run_key)
+    result.seconds["total"] = time.perf_counter() - started
+    return result
 
 
 def count_cached(params: Params, prepared: Prepared) -> tuple[int, int]:
@@ -99,6 +158,6 @@ def count_cached(params: Params, prepared: Prepared) -> tuple[int, int]:
     from lorag.embedding.cache import EmbeddingCache
 
     hashes = {c.text_hash for c in prepared.plan.upserts}
-    cache = EmbeddingCache(params.path(params.embedding.cache_path))
+    cache = EmbeddingCache(params.embedding.cache_path)
     found = cache.get_many(prepared.embedder, sorted(hashes))
     return len(found), len(hashes) - len(found)

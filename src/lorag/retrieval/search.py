@@ -27,6 +27,8 @@ def search(
 
     if not query.strip():
         raise ValueError("the query is empty: pass the question to search for, e.g. lorag search \"how do I ...\"")
+    if top_k is not None and top_k < 1:
+        raise ValueError(f"top_k must be at least 1, got {top_k}")
     store = _open_store(params)
     embedder = load_embedder(params.embedding, root=params.root)
     collection = _checked_collection(params, store, embedder.fingerprint)
@@ -35,7 +37,7 @@ def search(
         collection,
         query,
         vector,
-        top_k=top_k or params.search.top_k,
+        top_k=params.search.top_k if top_k is None else top_k,
         alpha=params.search.alpha if alpha is None else alpha,
         mode=mode,
     )
@@ -54,7 +56,7 @@ _LOCK = threading.Lock()
 def _open_store(params: Params) -> IndexStore:
     from lorag.index.stores import open_store
 
-    key = (params.index.backend, str(params.path(params.index.lancedb_dir)), params.index.weaviate.url_env)
+    key = (params.index.backend, str(params.index.lancedb_dir), params.index.weaviate.model_dump_json())
     with _LOCK:
         if key not in _STORES:
             _STORES[key] = open_store(params)

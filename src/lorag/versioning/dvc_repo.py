@@ -336,3 +336,31 @@ def _committed_rev(root: Path, dvc_file: Path) -> str | None:
     tracked = _git(root, "ls-files", "--error-unmatch", "--", rel, check=False).returncode == 0
     unchanged = _git(root, "diff", "--quiet", "HEAD", "--", rel, check=False).returncode == 0
     return head.stdout.strip() if tracked and unchanged else None
+
+
+def scan_docs(params: Params, write_ignores: bool = False) -> Snapshot:
+    """The revision and manifest DVC would record for `corpus.docs_dir`, computed without writing anything.
+
+    A re-index plans (and its deletion guard decides) on this; the snapshot is committed only once the plan is
+    accepted, so a refused run leaves no data revision behind, and a dry run prints the revision the real run
+    will record. Same hashing code as `dvc add` (dvc-data's build, in dry-run mode) and the same ignore rules.
+    """
+    from dvc.fs import LocalFileSystem
+    from dvc.ignore import DvcIgnoreFilter
+    from dvc_data.hashfile.build import build
+    from dvc_data.hashfile.db import HashFileDB
+    from dvc_objects.fs import MemoryFileSystem
+
+    folder = params.corpus.docs_dir
+    if not folder.is_dir():
+        raise SnapshotError(f"folder {folder} does not exist: create it or set corpus.docs_dir in params.yaml")
+    if write_ignores:  # real runs: the same managed block the snapshot writes, so both see the same files
+        _write_symlink_ignores(params.root, folder)
+    fs = LocalFileSystem()
+    staging = HashFileDB(MemoryFileSystem(), "/lorag-scan")  # dry_run: nothing is stored, not even here
+    try:
+        _, _, obj = build(staging, str(folder), fs, "md5", dry_run=True, ignore=DvcIgnoreFilter(fs, str(params.root)))
+    except OSError as exc:  # e.g. a broken symlink the managed .dvcignore block does not list yet
+        raise SnapshotError(f"cannot hash {folder}: {exc}. Fix or remove the file named above.") from exc
+    manifest = {"/".join(key): info.value for key, _, info in obj}  # type: ignore[union-attr]
+    return Snapshot(data_rev=obj.hash_info.value.removesuffix(".dir"), git_rev=None, manifest=dict(sorted(manifest.items())))
