@@ -8,7 +8,6 @@ tells the next run which failing files are still quarantined rather than new. Th
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import re
@@ -18,6 +17,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from lorag.config import CorpusParams
+from lorag.versioning.dvc_repo import md5_file  # the md5 the manifest records: copies are keyed alike
 from lorag.validation.documents import ValidationReport
 
 REPORT_NAME = "report.json"
@@ -51,7 +51,7 @@ def quarantine(
         entry: dict[str, Any] = {"rules": [f.rule for f in failures], "md5": None, "copy": None, "not_copied": None}
         source, reason = _safe_source(root, doc_id)
         if source is not None:
-            entry["md5"] = _md5(source)
+            entry["md5"] = md5_file(source)
             if doc_id in too_large or source.stat().st_size > max_bytes:
                 reason = f"larger than {max_bytes} bytes"
             else:
@@ -93,14 +93,6 @@ def _safe_source(root: Path, doc_id: str) -> tuple[Path | None, str]:
     if not real.is_file():
         return None, "missing or not a regular file"
     return real, ""
-
-
-def _md5(path: Path) -> str:
-    digest = hashlib.md5(usedforsecurity=False)
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _store_copy(source: Path, folder: Path, md5: str, doc_id: str) -> str:

@@ -195,11 +195,12 @@ def hash_manifest(docs_dir: Path, suffixes: Iterable[str]) -> dict[str, str]:
             if name.startswith(".") or path.suffix.lower() not in wanted or not _stays_inside(path, root):
                 continue
             if path.is_file():
-                manifest[path.relative_to(root).as_posix()] = _md5_file(path)
+                manifest[path.relative_to(root).as_posix()] = md5_file(path)
     return dict(sorted(manifest.items()))
 
 
-def _md5_file(path: Path) -> str:
+def md5_file(path: Path) -> str:
+    """The md5 DVC records for a file (its manifest value), computed in 1 MiB blocks."""
     digest = hashlib.md5(usedforsecurity=False)
     with path.open("rb") as fh:
         for block in iter(lambda: fh.read(1 << 20), b""):
