@@ -19,7 +19,7 @@ def open_store(params: Params) -> IndexStore:
     if backend == "lancedb":
         from lorag.index.lancedb_store import LanceDBStore
 
-        return LanceDBStore(params.path(params.index.lancedb_dir))
+        return LanceDBStore(params.index.lancedb_dir)
     if backend == "weaviate":
         from lorag.index.weaviate_store import open_weaviate_store
 
@@ -34,7 +34,7 @@ def published_state(params: Params) -> dict[str, Any] | None:
     Read-only: a project whose embedded index folder does not exist has nothing published, and opening the store
     there would create the folder.
     """
-    if params.index.backend == "lancedb" and not params.path(params.index.lancedb_dir).is_dir():
+    if params.index.backend == "lancedb" and not params.index.lancedb_dir.is_dir():
         return None
     store = open_store(params)
     try:

@@ -2,6 +2,7 @@
 
     tracking.training   the behavior track's runs: one per completed training, one per evaluation
     tracking.registry   the adapter as a logged pyfunc model, its registered version, lineage tags, aliases
+    tracking.reindex    the knowledge track's run per re-index, and the repair of runs a killed process left open
 """
 
 from __future__ import annotations

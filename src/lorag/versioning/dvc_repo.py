@@ -52,7 +52,7 @@ def snapshot_docs(params: Params) -> Snapshot:
 
     Re-running without changes is cheap and gives the same `data_rev` and no new commit.
     """
-    return _snapshot(params, params.path(params.corpus.docs_dir), "corpus.docs_dir", symlink_block=True)
+    return _snapshot(params, params.corpus.docs_dir, "corpus.docs_dir", symlink_block=True)
 
 
 def snapshot_folder(params: Params, folder: Path | str) -> Snapshot:
