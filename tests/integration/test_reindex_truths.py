@@ -100,3 +100,18 @@ def test_search_from_a_new_process_prints_no_library_noise(project):
     assert "[1]" in proc.stdout
     for noise in ("Loading weights", "Warning", "temporary directory"):
         assert noise not in proc.stderr, proc.stderr
+
+
+def test_docs_folder_tracked_by_git_gets_one_line_with_both_fixes(make_project):
+    """A common real layout: the documents are already in git. DVC refuses to version them; the user gets the
+    two ways out, not a traceback, and the published index (none yet) and the documents are untouched."""
+    from support.project import git
+
+    root = make_project()
+    git(root, "add", "data/docs")
+    git(root, "commit", "-q", "-m", "docs in git")
+    result = CliRunner().invoke(app, ["reindex", "--params", str(root / "params.yaml")])
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    assert "git rm -r --cached data/docs" in result.output and "versioning.enabled=false" in result.output
+    ok = CliRunner().invoke(app, ["reindex", "--params", str(root / "params.yaml"), "--set", "versioning.enabled=false"])
+    assert ok.exit_code == 0, ok.output

@@ -118,6 +118,7 @@ def _snapshot(params: Params, folder: Path, key: str, symlink_block: bool) -> Sn
 def _add_and_push(root: Path, docs: Path, params: Params) -> tuple[str, dict[str, str], Path]:
     """`dvc add` the folder and push it; returns the `.dir` oid, its manifest and the .dvc file path."""
     from dvc.dvcfile import FileIsGitIgnored
+    from dvc.output import OutputAlreadyTrackedError
     from dvc.exceptions import DvcException
     from dvc.repo import Repo
 
@@ -138,6 +139,13 @@ def _add_and_push(root: Path, docs: Path, params: Params) -> tuple[str, dict[str
                     f"{exc}. Git ignores the .dvc file next to {docs.name}: ignore only the folder's contents "
                     f"(e.g. '/{docs.relative_to(root).as_posix()}/' instead of its parent) so the .dvc file can "
                     "be committed."
+                ) from exc
+            except OutputAlreadyTrackedError as exc:
+                rel = docs.relative_to(root).as_posix()
+                raise SnapshotError(
+                    f"{rel} is tracked by git, so DVC cannot version it. Either let DVC track it "
+                    f"(`git rm -r --cached {rel} && git commit -m 'track {rel} with DVC'`; the files stay on disk), "
+                    "or keep it in git and turn DVC snapshots off: --set versioning.enabled=false."
                 ) from exc
             out, dvc_file = stage.outs[0], Path(stage.path)
         oid = out.hash_info.value  # "<md5>.dir"
