@@ -27,6 +27,19 @@ OFFLINE_DEFAULTS: dict[str, str] = {
 }
 
 
+# Deprecation warnings raised inside our dependencies about their own internals, which no lorag setting can
+# change (e.g. peft calling transformers' renamed `is_gradient_checkpointing`): a user would see them on every
+# training and could do nothing about them. Matched by message, so any other warning still shows.
+KNOWN_DEPENDENCY_WARNINGS = (r".*`is_gradient_checkpointing` is deprecated.*",)
+
+
+def quiet_known_dependency_warnings() -> None:
+    import warnings
+
+    for message in KNOWN_DEPENDENCY_WARNINGS:
+        warnings.filterwarnings("ignore", message=message, category=FutureWarning)
+
+
 def apply_offline_defaults() -> None:
     """Set every default that the caller has not set already."""
     for key, value in OFFLINE_DEFAULTS.items():
