@@ -12,12 +12,12 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from lorag.progress import Progress
 from lorag.reindex.apply import embed_plan, publish, verify_plan, write_plan
 from lorag.reindex.prepare import Prepared, commit_snapshot, prepare, scan_documents
+from lorag.reindex.result import ReindexResult
 
 if TYPE_CHECKING:
     from lorag.config import Params
@@ -59,26 +59,6 @@ def reindex_lock(params: Params) -> Iterator[None]:
         yield
     finally:
         lock.release()
-
-
-@dataclass
-class ReindexResult:
-    prepared: Prepared
-    dry_run: bool
-    embeddings_computed: int = 0
-    embeddings_reused: int = 0
-    verified: dict[str, Any] = field(default_factory=dict)
-    seconds: dict[str, float] = field(default_factory=dict)
-    quarantine_dir: str | None = None
-    run_id: str | None = None
-
-    def summary(self) -> dict[str, Any]:
-        out = self.prepared.summary()
-        out["embeddings"] = {"computed": self.embeddings_computed, "reused": self.embeddings_reused}
-        out.update(dry_run=self.dry_run, verified=self.verified, seconds=self.seconds)
-        out["quarantine_dir"] = self.quarantine_dir
-        out["mlflow_run_id"] = self.run_id
-        return out
 
 
 def run_reindex(

@@ -20,7 +20,7 @@ from lorag.faults import pause_point
 
 if TYPE_CHECKING:
     from lorag.config import Params
-    from lorag.reindex.run import ReindexResult
+    from lorag.reindex.result import ReindexResult
 
 RUNNING = "RUNNING"
 
