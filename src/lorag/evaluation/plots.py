@@ -4,14 +4,15 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
-
-if TYPE_CHECKING:
-    from lorag.evaluation.adapter_eval import EvalReport
+from typing import Any
 
 
-def plot_training_and_eval(metrics: Sequence[dict[str, Any]], report: EvalReport, out: Path) -> Path:
-    """Left: training loss per optimizer step. Right: eval loss and citation rates, base vs adapter. PNG."""
+def plot_training_and_eval(metrics: Sequence[dict[str, Any]], report: Any, out: Path) -> Path:
+    """Left: training loss per optimizer step. Right: eval loss and citation rates, base vs adapter. PNG.
+
+    `report` is an adapter_eval.EvalReport, read by attribute only (not imported: adapter_eval imports this
+    module, and the plot needs nothing of it but its fields).
+    """
     import matplotlib
 
     matplotlib.use("Agg")  # no display on servers and CI; must precede pyplot
