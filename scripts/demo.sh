@@ -8,6 +8,7 @@ eval "$(.venv/bin/python -c "from lorag.env import shell_exports; print(shell_ex
 export PATH="$PWD/.venv/bin:$PATH"
 # Prefect's own state (the local server's database) stays inside the project unless the user points elsewhere.
 export PREFECT_HOME="${PREFECT_HOME:-$PWD/.lorag/prefect}"
+mkdir -p "$PREFECT_HOME"  # Prefect does not create it, and its server then fails to open its database
 step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 
 if [ ! -d data/docs ]; then
