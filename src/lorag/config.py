@@ -218,6 +218,57 @@ class AdapterEvalParams(_Section):
     max_new_tokens: int = Field(48, gt=0, description="generation length for the citation metric")
 
 
+class ScheduleParams(_Section):
+    """When the deployed flows run on their own (`lorag serve`): cron strings, read in `timezone`."""
+
+    timezone: str = Field("UTC", description="IANA time zone the cron strings are read in")
+    reindex_cron: str | None = Field(
+        "0 */6 * * *", description="safety-net re-index (lorag watch handles edits as they happen); null = none"
+    )
+    retrain_cron: str | None = Field("0 3 * * 1", description="retrain cadence; null = only when drift routes to it")
+    monitor_cron: str | None = Field("*/30 * * * *", description="drift check; null = only by hand (lorag drift)")
+
+
+class TriggerParams(_Section):
+    """Events that start the deployed flows, and how `lorag watch` turns file changes into one of them."""
+
+    docs_changed: str = Field("lorag.docs.changed", pattern=r"^[a-z0-9_.-]+$", description="starts a re-index")
+    drift_detected: str = Field(
+        "lorag.drift.detected", pattern=r"^[a-z0-9_.-]+$",
+        description="emitted by the monitor; its lorag.action (reindex / retrain / both) picks the deployments",
+    )
+    debounce_ms: int = Field(1600, ge=50, description="lorag watch: a burst of writes closer than this is one change")
+    delivery_retries: int = Field(3, ge=0, description="lorag watch: retries when the Prefect server is unreachable")
+
+
+class MonitoringParams(_Section):
+    """Drift monitoring: the query log, the signals' windows and thresholds, and the N-of-M routing rule."""
+
+    query_log: bool = Field(True, description="append each search (time, mode, query, top score, hits) to a JSONL")
+    query_log_path: Path = Path(".lorag/monitoring/queries.jsonl")
+    experiment: str = Field("lorag-monitor", description="MLflow experiment of the drift decisions")
+    reference_queries: int = Field(200, ge=10, description="queries just before the recent window = the reference")
+    recent_queries: int = Field(100, ge=10, description="newest queries = the window compared with the reference")
+    drift_p_value: float = Field(0.01, gt=0.0, lt=1.0, description="MMD permutation test: below this = query drift")
+    permutations: int = Field(500, ge=50, description="resamples of the MMD permutation test")
+    weak_score: float = Field(
+        0.3, description="a best hit scoring below this (dense cosine, mode vector) is weak; hybrid scores are ranks")
+    max_weak_share: float = Field(0.3, ge=0.0, le=1.0, description="share of weak/empty best hits -> re-index")
+    corpus_change_share: float = Field(
+        0.3, ge=0.0, le=1.0, description="share of documents changed since the champion's docs revision -> retrain")
+    new_examples: int = Field(50, ge=1, description="validated examples added since the champion's -> retrain")
+    answer_metric: str = Field("adapter_rag.f1", description="the champion's evaluation metric that measures answers")
+    min_answer_quality: float = Field(0.0, ge=0.0, le=1.0, description="answer_metric below this -> retrain")
+    window: int = Field(3, ge=1, description="M: the last M checks form the window")
+    required: int = Field(2, ge=1, description="N: a track runs when N of the last M checks asked for it")
+
+    @model_validator(mode="after")
+    def _n_of_m(self) -> MonitoringParams:
+        if self.required > self.window:
+            raise ValueError(f"required ({self.required}) must be at most window ({self.window}): N of M needs N <= M")
+        return self
+
+
 class Params(_Section):
     """Everything lorag reads. Build it with `load_params`; never index raw dicts."""
 
@@ -233,6 +284,9 @@ class Params(_Section):
     examples: ExamplesParams = ExamplesParams()
     train: TrainParams = TrainParams()
     adapter_eval: AdapterEvalParams = AdapterEvalParams()
+    schedule: ScheduleParams = ScheduleParams()
+    triggers: TriggerParams = TriggerParams()
+    monitoring: MonitoringParams = MonitoringParams()
 
     def path(self, p: Path | str) -> Path:
         """Resolve a path against the project root. Every Path field of a loaded Params is already absolute

@@ -33,7 +33,7 @@ def search(
     embedder = load_embedder(params.embedding, root=params.root)
     collection = _checked_collection(params, store, embedder.fingerprint)
     vector = embedder.embed([query])[0]
-    return store.search(
+    hits = store.search(
         collection,
         query,
         vector,
@@ -41,6 +41,11 @@ def search(
         alpha=params.search.alpha if alpha is None else alpha,
         mode=mode,
     )
+    if params.monitoring.query_log:  # drift monitoring reads it (lorag.drift); off: --set monitoring.query_log=false
+        from lorag.drift.querylog import append
+
+        append(params, query, mode, hits, collection)
+    return hits
 
 
 # Searches keep their store open for the life of the process: opening one (and warming its indexes) cost

@@ -262,6 +262,18 @@ def _write_symlink_ignores(root: Path, docs: Path) -> None:
         ignore_file.write_text(new, encoding="utf-8")
 
 
+def revision_manifest(params: Params, data_rev: str) -> dict[str, str] | None:
+    """The manifest (relative path -> md5) of a folder snapshot by its data revision, from the local DVC cache;
+    None when this machine's cache does not hold it (`dvc pull` fetches it). Read-only: for drift monitoring."""
+    from dvc.repo import Repo
+
+    if not (params.root / ".dvc").is_dir():
+        return None
+    with Repo(str(params.root)) as repo:
+        path = Path(repo.cache.local.oid_to_path(f"{data_rev}.dir"))
+    return _read_dir_manifest(path) if path.is_file() else None
+
+
 def _read_dir_manifest(dir_object: Path) -> dict[str, str]:
     """DVC's `.dir` object is a JSON list of {"md5", "relpath"}; relpaths are already POSIX."""
     try:
