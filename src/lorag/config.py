@@ -218,6 +218,23 @@ class AdapterEvalParams(_Section):
     max_new_tokens: int = Field(48, gt=0, description="generation length for the citation metric")
 
 
+class EvaluationParams(_Section):
+    """The RAG x fine-tune evaluation matrix (lorag.evaluation.matrix) and the answer path (`lorag ask`)."""
+
+    questions: Path = Field(Path("sample/questions.jsonl"),
+                            description="JSONL: id, question, answer (gold), doc_id or doc_ids (gold source documents)")
+    exclude_trained_docs: bool = Field(
+        True, description="drop questions whose gold document is a source of a training example (held-out only)")
+    max_questions: int | None = Field(None, gt=0, description="first N questions by id; null = all")
+    max_new_tokens: int = Field(64, gt=0, description="greedy generation length of an answer")
+    top_k: int | None = Field(None, gt=0, description="passages retrieved into the prompt; null = search.top_k")
+    bootstrap_resamples: int = Field(1000, ge=100, description="resamples of each bootstrap interval")
+    confidence: float = Field(0.95, gt=0.5, lt=1.0, description="confidence level of the intervals")
+    seed: int = Field(0, description="bootstrap seed: the same answers always give the same intervals")
+    report_path: Path = Field(Path(".lorag/reports/eval_matrix.json"), description="the matrix (DVC metrics file)")
+    plot_path: Path = Field(Path(".lorag/reports/eval_matrix.png"), description="the matrix as a heatmap")
+
+
 class ScheduleParams(_Section):
     """When the deployed flows run on their own (`lorag serve`): cron strings, read in `timezone`."""
 
@@ -284,6 +301,7 @@ class Params(_Section):
     examples: ExamplesParams = ExamplesParams()
     train: TrainParams = TrainParams()
     adapter_eval: AdapterEvalParams = AdapterEvalParams()
+    evaluation: EvaluationParams = EvaluationParams()
     schedule: ScheduleParams = ScheduleParams()
     triggers: TriggerParams = TriggerParams()
     monitoring: MonitoringParams = MonitoringParams()

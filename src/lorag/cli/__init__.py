@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import typer
 
-from lorag.cli import knowledge, train
+from lorag.cli import answer, knowledge, train
 
 app = typer.Typer(
     help="lorag: keep a RAG index equal to your documents, and fine-tune LoRA adapters, reproducibly.",
@@ -22,6 +22,8 @@ app.command("search")(knowledge.search)
 app.command("status")(knowledge.status)
 app.command("train")(train.train_cmd)
 app.command("build-base-model")(train.build_base_model_cmd)
+app.command("ask")(answer.ask_cmd)
+app.command("eval")(answer.eval_cmd)
 
 
 def main() -> None:  # pragma: no cover - console entry

@@ -37,3 +37,51 @@ def plot_training_and_eval(metrics: Sequence[dict[str, Any]], report: Any, out: 
     fig.savefig(out, dpi=100)
     plt.close(fig)
     return out
+
+
+_HEAT_METRICS = ("exact_match", "f1", "cited_format", "citation_validity", "citation_accuracy", "groundedness")
+
+
+def plot_matrix(matrix: Any, out: Path) -> Path:
+    """The evaluation matrix as a heatmap: rows = configurations, columns = answer metrics, each cell the mean
+    and its interval; NaN cells grey and marked n/a. Beside it the cost per answer (prompt / generated tokens)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    m = matrix.metrics()
+    rows = matrix.rows
+    grid = np.array([[m[f"{r}.{k}"] for k in _HEAT_METRICS] for r in rows], dtype=float)  # (rows, metrics)
+    fig, (heat, cost) = plt.subplots(1, 2, figsize=(13, 1.2 + 0.7 * len(rows)),
+                                     gridspec_kw={"width_ratios": [3, 1]})
+    cmap = plt.get_cmap("viridis").copy()
+    cmap.set_bad("lightgrey")
+    heat.imshow(np.ma.masked_invalid(grid), cmap=cmap, vmin=0, vmax=1, aspect="auto")
+    for i, r in enumerate(rows):
+        for j, k in enumerate(_HEAT_METRICS):
+            v, lo, hi = grid[i, j], m[f"{r}.{k}.ci_low"], m[f"{r}.{k}.ci_high"]
+            text = "n/a" if np.isnan(v) else (f"{v:.2f}\n[{lo:.2f}, {hi:.2f}]" if not np.isnan(lo) else f"{v:.2f}")
+            heat.text(j, i, text, ha="center", va="center", fontsize=8, color="white" if v < 0.6 else "black")
+    heat.set_xticks(range(len(_HEAT_METRICS)), [k.replace("_", "\n") for k in _HEAT_METRICS], fontsize=8)
+    heat.set_yticks(range(len(rows)), rows)
+    raft = ""
+    if matrix.raft.get("adapter_rag_below_adapter"):
+        noise = "beyond noise" if matrix.raft.get("beyond_noise") else "within noise"
+        raft = f" - adapter+RAG < adapter on F1 ({noise})"
+    heat.set_title(f"version {matrix.version}: {len(matrix.questions)} questions, 95% bootstrap intervals{raft}",
+                   fontsize=9)
+    y = np.arange(len(rows))
+    cost.barh(y - 0.2, [m[f"{r}.prompt_tokens"] for r in rows], 0.4, label="prompt tokens")
+    cost.barh(y + 0.2, [m[f"{r}.generated_tokens"] for r in rows], 0.4, label="generated tokens")
+    cost.set_yticks(y, rows)
+    cost.invert_yaxis()
+    cost.set_title("cost per answer", fontsize=9)
+    cost.legend(fontsize=7)
+    fig.tight_layout()
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out, dpi=100)
+    plt.close(fig)
+    return out
