@@ -19,13 +19,16 @@ from __future__ import annotations
 
 import argparse
 import fnmatch
-import shutil
 import io
+import shutil
+import statistics
 import sys
 import tarfile
 import time
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from benchlib import SHARED_DATA, git, machine, set_threads, write_result
 
@@ -188,6 +191,15 @@ def totals(rows: list[dict[str, Any]]) -> dict[str, Any]:
         for k, v in r["lorag"]["seconds_breakdown"].items():
             parts[k] = round(parts.get(k, 0.0) + v, 3)
     out["lorag"]["seconds_breakdown"] = parts
+    # Per-update overhead: everything but computing embeddings (targets: median <= 0.5 s, p95 <= 1.5 s).
+    overhead = sorted(r["lorag"]["seconds_breakdown"]["overhead"] for r in rows)
+    out["lorag"]["overhead_per_update"] = {
+        "median_s": round(statistics.median(overhead), 3),
+        "p95_s": round(float(np.percentile(overhead, 95)), 3),
+        "max_s": round(overhead[-1], 3),
+        "median_by_step_s": {k: round(statistics.median(r["lorag"]["seconds_breakdown"].get(k, 0.0) for r in rows), 3)
+                             for k in parts},
+    }
     out["git_changes"] = {k: sum(r["git_changes"][k] for r in rows) for k in ("added", "modified", "deleted", "renamed")}
     return out
 

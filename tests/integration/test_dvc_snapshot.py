@@ -208,3 +208,24 @@ def test_in_root_symlink_stays_a_symlink_and_its_content_is_versioned(make_proje
     assert snap.manifest["alias.md"] == snap.manifest["guide/intro-again.md"] == intro_md5
     assert _remote_has(params.path(params.versioning.remote_url), intro_md5)
     assert (docs / "intro.md").is_file() and not (docs / "intro.md").is_symlink()
+
+
+def test_push_sends_only_what_the_remote_lacks_and_completes_a_half_finished_push(make_project) -> None:
+    """The snapshot pushes its own objects (not `dvc push` of the whole repo): new files reach the remote, and
+    objects a killed push never delivered (a file and the `.dir`, which goes last) are sent by the next run."""
+    params = load_params(make_project() / "params.yaml")
+    docs, remote = params.corpus.docs_dir, params.path(params.versioning.remote_url)
+    first = snapshot_docs(params)
+    (docs / "added.md").write_text("# Added\n\nA new page about something else entirely.\n", encoding="utf-8")
+    second = snapshot_docs(params)
+    assert _remote_has(remote, second.manifest["added.md"])
+    assert all(_remote_has(remote, md5) for md5 in second.manifest.values())
+
+    lost = second.manifest["intro.md"]
+    (remote / "files" / "md5" / lost[:2] / lost[2:]).unlink()
+    (remote / "files" / "md5" / second.data_rev[:2] / f"{second.data_rev[2:]}.dir").unlink()
+    third = snapshot_docs(params)
+
+    assert third.data_rev == second.data_rev != first.data_rev
+    assert _remote_has(remote, lost)
+    assert (remote / "files" / "md5" / third.data_rev[:2] / f"{third.data_rev[2:]}.dir").is_file()

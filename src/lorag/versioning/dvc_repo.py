@@ -152,13 +152,39 @@ def _add_and_push(root: Path, docs: Path, params: Params) -> tuple[str, dict[str
         manifest = _read_dir_manifest(Path(repo.cache.local.oid_to_path(oid)))
         # Push before committing: a commit must never name data that only exists in this machine's cache.
         try:
-            repo.push(remote=params.versioning.remote_name)
+            _push_snapshot(repo, oid, params.versioning.remote_name)
         except (DvcException, OSError) as exc:  # a local remote fails with plain OSErrors (measured)
             raise SnapshotError(
                 f"push to DVC remote '{params.versioning.remote_name}' failed: {exc}. The snapshot is safe in the "
                 "local cache (.dvc/cache); fix versioning.remote_url (or its credentials) and run again."
             ) from exc
     return oid, manifest, dvc_file
+
+
+def _push_snapshot(repo: object, oid: str, remote: str) -> None:
+    """Push this snapshot's objects: the `.dir` object and those of its files the remote lacks.
+
+    Not `repo.push()`: that collects every output of the repository into DVC's data index first, a cost that
+    grows with the corpus (0.44 s of a 0.55 s snapshot at 185 files, measured) although an update adds a few
+    objects. `shallow=False` makes the transfer list the directory's entries and check each on the remote, so
+    an earlier push that died half-way is completed here; the remote's index (as DVC keeps it) lets a remote
+    that already holds this `.dir` skip the check.
+    """
+    from dvc_data.hashfile.db import get_index
+    from dvc_data.hashfile.hash_info import HashInfo
+    from dvc_data.hashfile.transfer import transfer
+
+    cache = repo.cache.local  # type: ignore[attr-defined]
+    odb = repo.cloud.get_remote_odb(remote, "push")  # type: ignore[attr-defined]
+    index = get_index(odb)
+    try:
+        result = transfer(cache, odb, [HashInfo(cache.hash_name, oid)], shallow=False, dest_index=index,
+                          cache_odb=cache)
+    finally:
+        if index is not None:
+            index.close()
+    if result.failed:
+        raise OSError(f"{len(result.failed)} objects did not reach the remote (e.g. {next(iter(result.failed)).value})")
 
 
 def _commit_pipeline_output(repo: object, out: object) -> object:
@@ -228,11 +254,15 @@ def _escaping_symlinks(docs: Path) -> list[Path]:
     """Symlinks (to files or folders) under `docs` that lead outside it or nowhere; folders are not followed."""
     root = docs.resolve()
     found = []
-    for dirpath, dirnames, filenames in os.walk(docs):
-        for name in [*dirnames, *filenames]:
-            path = Path(dirpath, name)
-            if path.is_symlink() and not _stays_inside(path, root):
-                found.append(path)
+    stack = [str(docs)]
+    while stack:  # scandir: the entry type comes with the listing, so only symlinks cost another syscall
+        with os.scandir(stack.pop()) as entries:
+            for entry in entries:
+                if entry.is_symlink():
+                    if not _stays_inside(Path(entry.path), root):
+                        found.append(Path(entry.path))
+                elif entry.is_dir():
+                    stack.append(entry.path)
     return sorted(found)
 
 
@@ -366,21 +396,34 @@ def scan_docs(params: Params, write_ignores: bool = False) -> Snapshot:
     accepted, so a refused run leaves no data revision behind, and a dry run prints the revision the real run
     will record. Same hashing code as `dvc add` (dvc-data's build, in dry-run mode) and the same ignore rules.
     """
-    from dvc.fs import LocalFileSystem
-    from dvc.ignore import DvcIgnoreFilter
-    from dvc_data.hashfile.build import build
-    from dvc_data.hashfile.db import HashFileDB
-    from dvc_objects.fs import MemoryFileSystem
-
     folder = params.corpus.docs_dir
     if not folder.is_dir():
         raise SnapshotError(f"folder {folder} does not exist: create it or set corpus.docs_dir in params.yaml")
     if write_ignores:  # real runs: the same managed block the snapshot writes, so both see the same files
         _write_symlink_ignores(params.root, folder)
+    if (params.root / ".dvc").is_dir():
+        from dvc.repo import Repo
+
+        # DVC's own state (path, inode, mtime, size -> md5), which `dvc add` keeps: a file the last snapshot
+        # hashed is not read again, so a scan costs a stat per file instead of reading the whole corpus.
+        with Repo(str(params.root)) as repo:
+            return _scan(folder, repo.fs, repo.state, repo.dvcignore)
+    from dvc.fs import LocalFileSystem
+    from dvc.ignore import DvcIgnoreFilter
+
     fs = LocalFileSystem()
-    staging = HashFileDB(MemoryFileSystem(), "/lorag-scan")  # dry_run: nothing is stored, not even here
+    return _scan(folder, fs, None, DvcIgnoreFilter(fs, str(params.root)))
+
+
+def _scan(folder: Path, fs: object, state: object | None, ignore: object) -> Snapshot:
+    from dvc_data.hashfile.build import build
+    from dvc_data.hashfile.db import HashFileDB
+    from dvc_objects.fs import MemoryFileSystem
+
+    config = {"state": state} if state is not None else {}
+    staging = HashFileDB(MemoryFileSystem(), "/lorag-scan", **config)  # dry_run: no object is stored
     try:
-        _, _, obj = build(staging, str(folder), fs, "md5", dry_run=True, ignore=DvcIgnoreFilter(fs, str(params.root)))
+        _, _, obj = build(staging, str(folder), fs, "md5", dry_run=True, ignore=ignore)
     except OSError as exc:  # e.g. a broken symlink the managed .dvcignore block does not list yet
         raise SnapshotError(f"cannot hash {folder}: {exc}. Fix or remove the file named above.") from exc
     manifest = {"/".join(key): info.value for key, _, info in obj}  # type: ignore[union-attr]
