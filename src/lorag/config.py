@@ -97,6 +97,21 @@ class EmbeddingParams(_Section):
     batch_size: int = Field(16, gt=0)
     threads: int | None = Field(None, gt=0, description="torch threads; None = all cores")
     cache_path: Path = Path(".lorag/embedding-cache.sqlite")
+    runner: Literal["local", "dask"] = Field(
+        "local", description="where cache misses are embedded: in this process, or fanned out to a Dask cluster"
+    )
+    cluster_address: str | None = Field(
+        None, description="runner dask: the scheduler, e.g. tcp://scheduler:8786 (infra/scale-out.md)"
+    )
+
+    @model_validator(mode="after")
+    def _cluster_needs_address(self) -> EmbeddingParams:
+        if self.runner == "dask" and not self.cluster_address:
+            raise ValueError(
+                "embedding.runner is dask but embedding.cluster_address is not set: give the scheduler address "
+                "(e.g. tcp://scheduler:8786), or use runner: local"
+            )
+        return self
 
 
 class WeaviateParams(_Section):

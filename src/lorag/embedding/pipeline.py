@@ -10,6 +10,7 @@ import numpy as np
 from lorag.corpus.model import text_hash
 from lorag.embedding.cache import EmbeddingCache
 from lorag.embedding.embedder import Embedder
+from lorag.embedding.fanout import BatchRunner, local_runner
 
 
 @dataclass(frozen=True)
@@ -24,12 +25,14 @@ def embed_texts(
     cache: EmbeddingCache,
     texts_by_hash: dict[str, str],
     on_progress: Callable[[int], None] | None = None,
+    runner: BatchRunner | None = None,
 ) -> EmbedResult:
     """Vectors for every text, keyed by its text hash.
 
     Misses are sorted by token length across the whole set (not per batch, where the sort would gain little),
-    then embedded and committed batch by batch: a run killed half-way keeps every finished batch. `on_progress(k)`
-    gets increments: first the number reused from the cache, then each finished batch.
+    then embedded by `runner` (default: this process; lorag.embedding.fanout for a cluster) and committed to the
+    cache batch by batch as they finish, here, by this one writer: a run killed half-way keeps every finished
+    batch. `on_progress(k)` gets increments: first the number reused from the cache, then each finished batch.
     """
     _check_keys(texts_by_hash)
     vectors = cache.get_many(embedder.fingerprint, texts_by_hash)
@@ -40,14 +43,14 @@ def embed_texts(
     if misses:
         order = embedder.length_order([texts_by_hash[h] for h in misses])
         misses = [misses[i] for i in order]
-    for start in range(0, len(misses), embedder.batch_size):
-        batch = misses[start : start + embedder.batch_size]
-        computed = embedder.embed([texts_by_hash[h] for h in batch])
-        fresh = dict(zip(batch, computed, strict=True))
+    batches = [misses[i : i + embedder.batch_size] for i in range(0, len(misses), embedder.batch_size)]
+    run = runner or local_runner(embedder)
+    for i, computed in run([[texts_by_hash[h] for h in batch] for batch in batches]):
+        fresh = dict(zip(batches[i], computed, strict=True))
         cache.put_many(embedder.fingerprint, fresh)
         vectors.update(fresh)
         if on_progress is not None:
-            on_progress(len(batch))
+            on_progress(len(fresh))
     return EmbedResult(vectors=vectors, computed=len(misses), reused=reused)
 
 
