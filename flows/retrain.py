@@ -1,5 +1,5 @@
 """Behavior track as a Prefect flow: examples -> snapshot -> validate -> train (accelerate) -> record -> evaluate
--> register.
+-> register -> evaluation matrix.
 
 Wiring only: every task makes one call into lorag.retrain, the layer the CLI and the DVC stages call too.
 Retries are for I/O (the DVC remote, the MLflow server); bad data, a failed training or a failed evaluation fail
@@ -73,6 +73,11 @@ def register_adapter(params: Params, trained: Any, report: Any) -> Any:
     return register.register(params, trained.run, report)
 
 
+@task(cache_policy=NO_CACHE)
+def evaluate_matrix(params: Params, registered: Any) -> Any:
+    return evaluate.evaluate_matrix(params, registered.version)
+
+
 @flow(name="lorag-retrain", log_prints=True)
 def retrain_flow(params_path: str = "params.yaml", overrides: list[str] | None = None) -> dict:
     """Retrain the adapter on the current examples and register it as `challenger`; returns the summary."""
@@ -87,9 +92,11 @@ def retrain_flow(params_path: str = "params.yaml", overrides: list[str] | None =
         record_training(params, trained)
         report = evaluate_adapter(params, trained)
         registered = register_adapter(params, trained, report)
+        matrix = evaluate_matrix(params, registered)
     summary = {**registered.summary(), "examples_data_rev": data_rev, "validation": validation,
                "run_dir": str(trained.run_dir), "resumed_from_step": trained.summary.get("resumed_from_step"),
-               "steps": trained.summary["steps"], "eval": report.metrics()}
+               "steps": trained.summary["steps"], "eval": report.metrics(), "eval_run_id": matrix.run_id,
+               "matrix": {k: v for k, v in matrix.metrics().items() if k.endswith(".f1")}}
     get_run_logger().info("retrain summary: %s", json.dumps({k: summary[k] for k in ("model", "version")}))
     return summary
 

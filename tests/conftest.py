@@ -15,6 +15,7 @@ def _dvc_logs_to_session_streams():
     the session would fail. Importing it once here binds them to pytest's own streams."""
     import dvc  # noqa: F401
 from support.behavior import mlflow_server, mlflow_server_pg, sample_base_model  # noqa: F401  (session fixtures)
+from support.answer import rag_project  # noqa: F401  (session fixture: indexed sample + a registered adapter)
 
 
 @pytest.fixture(scope="session")

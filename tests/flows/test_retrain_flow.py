@@ -16,7 +16,7 @@ from support.behavior import git, make_behavior_project
 pytestmark = pytest.mark.slow  # a real training under a real Prefect and MLflow server
 
 STEPS = {"prepare_examples", "snapshot_examples", "validate_examples", "train_adapter", "record_training",
-         "evaluate_adapter", "register_adapter"}
+         "evaluate_adapter", "register_adapter", "evaluate_matrix"}
 
 
 def _task_states(flow_run_id) -> dict[str, str]:
@@ -56,6 +56,15 @@ def test_flow_runs_every_step_and_registers_a_challenger(prefect_server, mlflow_
     assert summary["examples_data_rev"] == recorded_revision(params, params.examples.dir)
     assert version.tags["lorag.examples_data_rev"] == summary["examples_data_rev"]
     assert version.tags["lorag.eval_run_id"] == summary["eval_run_id"]
+    # The evaluation matrix ran after registration; this project publishes no index, so the RAG rows are
+    # recorded as missing with the fix instead of failing the flow or scoring 0.
+    from lorag.tracking.evaluation import read_evaluation
+
+    metrics = read_evaluation(params, summary["version"])
+    assert metrics["adapter.f1"] == summary["matrix"]["adapter.f1"] and "adapter.loss" in metrics
+    assert metrics["adapter_rag.f1"] != metrics["adapter_rag.f1"]  # NaN
+    record = mlflow.artifacts.load_dict(f"runs:/{summary['eval_run_id']}/eval_matrix.json")
+    assert "lorag reindex" in record["missing"]["adapter_rag.f1"]
     assert "data/examples.dvc" in git(root, "ls-files").splitlines()  # the snapshot is committed
     assert (Path(summary["run_dir"]) / "adapter" / "adapter_model.safetensors").is_file()
     with get_client(sync_client=True) as prefect:

@@ -29,6 +29,8 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 TINY_TRAIN = {"max_steps": 4, "accelerate_config": "cpu-1proc", "threads_per_process": 1, "checkpoint_every": 2,
               "batch_size": 4}
 TINY_EVAL = {"citation_samples": 2, "max_new_tokens": 12, "batch_size": 8}
+# The evaluation matrix: 6 held-out questions, short answers, fewer bootstrap resamples.
+TINY_MATRIX = {"max_questions": 6, "max_new_tokens": 16, "bootstrap_resamples": 200}
 
 
 def free_port() -> int:
@@ -150,7 +152,7 @@ def make_behavior_project(root: Path, base_model: Path | None, overrides: dict[s
     for rel in ("sample", "infra/accelerate", "mlflow"):
         shutil.copytree(REPO_ROOT / rel, root / rel, ignore=shutil.ignore_patterns("__pycache__"))
     params = yaml.safe_load((REPO_ROOT / "params.yaml").read_text(encoding="utf-8"))
-    params = merge(params, {"train": TINY_TRAIN, "adapter_eval": TINY_EVAL})
+    params = merge(params, {"train": TINY_TRAIN, "adapter_eval": TINY_EVAL, "evaluation": TINY_MATRIX})
     if base_model is not None:
         params["train"]["base_model"] = str(base_model)
     params = merge(params, overrides or {})

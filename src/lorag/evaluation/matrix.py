@@ -40,6 +40,7 @@ class EvalMatrix:
     missing: dict[str, str]
     raft: dict[str, Any]
     notes: list[str] = field(default_factory=list)
+    run_id: str | None = None  # the MLflow evaluation run, once logged
 
     def metrics(self) -> dict[str, float]:
         """Flat contract names -> value (NaN where `missing` says why)."""
@@ -50,7 +51,7 @@ class EvalMatrix:
         return {"version": self.version, "champion_version": self.champion_version, "rows": self.rows,
                 "question_set_hash": self.question_set_hash, "questions": len(self.questions),
                 "metrics": {k: (None if math.isnan(v) else v) for k, v in self.metrics_.items()},
-                "missing": self.missing, "raft_failure": self.raft, "notes": self.notes}
+                "missing": self.missing, "raft_failure": self.raft, "notes": self.notes, "run_id": self.run_id}
 
 
 def _answer_record(q: Question, row: str, hits: list, gen: Any) -> dict[str, Any]:
@@ -81,9 +82,11 @@ def run_rows(params: Params, qs: QuestionSet, model: AnswerModel, slots: dict[st
     k = params.evaluation.top_k or params.search.top_k
     per_row: dict[str, list[dict]] = {row: [] for row in rows}
     retrieval: list[dict[str, float]] = []
+    any_rag = any(ROW_SETUP[row][1] for row in rows)
     for q in qs.questions:
-        hits = retrieve(params, q.question, k)
-        retrieval.append(retrieval_scores([h.doc_id for h in hits], q.gold_docs, k))
+        hits = retrieve(params, q.question, k) if any_rag else []
+        if any_rag:
+            retrieval.append(retrieval_scores([h.doc_id for h in hits], q.gold_docs, k))
         for row in rows:
             slot, rag = ROW_SETUP[row]
             used = hits if rag else []
@@ -111,6 +114,16 @@ def eval_losses(params: Params, model: AnswerModel, adapter: str) -> tuple[dict[
     return out, {}
 
 
+def _absent_rows(params: Params, rows: list[str]) -> dict[str, str]:
+    """RAG rows cannot run without a published index: each is recorded as missing with the fix."""
+    from lorag.index.stores import published_state
+
+    if published_state(params) is not None:
+        return {}
+    why = f"no index is published as '{params.index.name}': run `lorag reindex`, then evaluate again"
+    return {row: why for row in rows if ROW_SETUP[row][1]}
+
+
 def evaluate_matrix(params: Params, qs: QuestionSet, candidate: ResolvedModel,
                     champion: ResolvedModel | None = None) -> EvalMatrix:
     """Evaluate `candidate` (and `champion` beside it) on `qs` in every configuration."""
@@ -125,14 +138,18 @@ def evaluate_matrix(params: Params, qs: QuestionSet, candidate: ResolvedModel,
     if champion is not None:
         slots["champion"] = load_for(params, champion)[1]
         rows += list(CHAMPION_ROWS)
-    per_row, retrieval = run_rows(params, qs, model, slots, rows)
+    absent = _absent_rows(params, rows)
+    per_row, retrieval = run_rows(params, qs, model, slots, [r for r in rows if r not in absent])
+    per_row.update({row: [] for row in absent})
     losses, loss_missing = eval_losses(params, model, name)
     ev = params.evaluation
-    metrics, missing = summarize(per_row, retrieval, losses, loss_missing, resamples=ev.bootstrap_resamples,
-                                 confidence=ev.confidence, seed=ev.seed)
+    metrics, missing = summarize({r: per_row[r] for r in rows}, retrieval or None, losses, loss_missing,
+                                 resamples=ev.bootstrap_resamples, confidence=ev.confidence, seed=ev.seed,
+                                 absent=absent)
     records = [r for row in rows for r in per_row[row]]
     notes = [f"{qs.dropped_trained} question(s) left out: their gold document was used in training"] \
         if qs.dropped_trained else []
+    notes += [f"{row}: {why}" for row, why in absent.items()]
     return EvalMatrix(candidate.version or "base", champion.version if champion else None, rows, qs.hash,
                       qs.records(), records, metrics, missing, raft_check(metrics), notes)
 
@@ -170,5 +187,5 @@ def evaluate_version(params: Params, model: str = "challenger", *, champion: boo
     if log:
         from lorag.tracking.evaluation import log_evaluation
 
-        log_evaluation(params, matrix, candidate)
+        matrix.run_id = log_evaluation(params, matrix, candidate)
     return matrix

@@ -56,8 +56,7 @@ def plot_matrix(matrix: Any, out: Path) -> Path:
     grid = np.array([[m[f"{r}.{k}"] for k in _HEAT_METRICS] for r in rows], dtype=float)  # (rows, metrics)
     fig, (heat, cost) = plt.subplots(1, 2, figsize=(13, 1.2 + 0.7 * len(rows)),
                                      gridspec_kw={"width_ratios": [3, 1]})
-    cmap = plt.get_cmap("viridis").copy()
-    cmap.set_bad("lightgrey")
+    cmap = plt.get_cmap("viridis").with_extremes(bad="lightgrey")  # NaN cells: grey, marked n/a
     heat.imshow(np.ma.masked_invalid(grid), cmap=cmap, vmin=0, vmax=1, aspect="auto")
     for i, r in enumerate(rows):
         for j, k in enumerate(_HEAT_METRICS):

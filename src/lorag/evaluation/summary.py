@@ -35,14 +35,16 @@ def _put(out: dict[str, float], missing: dict[str, str], name: str, interval: An
 
 def summarize(per_row: Mapping[str, Sequence[Mapping[str, float]]], retrieval: Sequence[Mapping[str, float]] | None,
               losses: Mapping[str, float], loss_missing: Mapping[str, str], *, resamples: int, confidence: float,
-              seed: int) -> tuple[dict[str, float], dict[str, str]]:
-    """(metrics, missing). `per_row[row]` holds one dict of ROW_METRICS per question, in question order."""
+              seed: int, absent: Mapping[str, str] | None = None) -> tuple[dict[str, float], dict[str, str]]:
+    """(metrics, missing). `per_row[row]` holds one dict of ROW_METRICS per question, in question order; a row
+    in `absent` (row -> reason) could not run: its records are empty and every metric of it is NaN."""
+    absent = absent or {}
     kw = {"resamples": resamples, "confidence": confidence, "seed": seed}
     out: dict[str, float] = {}
     missing: dict[str, str] = {}
     for row, results in per_row.items():
         for m in ROW_METRICS:
-            why = _UNDEFINED.get(m, "no question produced a value")
+            why = absent.get(row) or _UNDEFINED.get(m, "no question produced a value")
             _put(out, missing, f"{row}.{m}", bootstrap_ci([r[m] for r in results], **kw), why)
     for row in ("base", "adapter"):
         out[f"{row}.loss"] = losses.get(row, NAN)
@@ -50,14 +52,19 @@ def summarize(per_row: Mapping[str, Sequence[Mapping[str, float]]], retrieval: S
             missing[f"{row}.loss"] = loss_missing.get(row, "not measured")
     for m in RETRIEVAL_METRICS:
         values = [r[m] for r in retrieval] if retrieval else []
-        why = "no RAG row was evaluated" if not retrieval else "no question has a gold document"
+        why = absent.get("base_rag") or ("no RAG row was evaluated" if not retrieval else
+                                         "no question has a gold document")
         _put(out, missing, retrieval_metric(m), bootstrap_ci(values, **kw), why)
     for a, b in PAIRS:
         if a not in per_row or b not in per_row:
             continue
         for m in ROW_METRICS:
-            diff = paired_diff_ci([r[m] for r in per_row[a]], [r[m] for r in per_row[b]], **kw)
-            _put(out, missing, diff_metric(a, b, m), diff, f"no question has {m} defined in both {a} and {b}")
+            why = absent.get(a) or absent.get(b) or f"no question has {m} defined in both {a} and {b}"
+            if a in absent or b in absent:
+                diff = bootstrap_ci([])
+            else:
+                diff = paired_diff_ci([r[m] for r in per_row[a]], [r[m] for r in per_row[b]], **kw)
+            _put(out, missing, diff_metric(a, b, m), diff, why)
     return out, missing
 
 

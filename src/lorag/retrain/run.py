@@ -1,4 +1,4 @@
-"""One behavior-track run end to end for the CLI: train -> record [-> evaluate -> register].
+"""One behavior-track run end to end for the CLI: train -> record [-> evaluate -> register -> evaluation matrix].
 
 The Prefect flow calls the same steps one task each (flows/retrain.py), with examples and DVC before them.
 """
@@ -15,6 +15,7 @@ from lorag.retrain.train import record, train
 if TYPE_CHECKING:
     from lorag.config import Params
     from lorag.evaluation.adapter_eval import EvalReport
+    from lorag.evaluation.matrix import EvalMatrix
     from lorag.tracking.registry import Registered
     from lorag.training.launcher import TrainResult
 
@@ -25,6 +26,7 @@ class Retrained:
     train_run_id: str
     report: EvalReport | None = None
     registered: Registered | None = None
+    matrix: EvalMatrix | None = None
 
     def summary(self) -> dict[str, Any]:
         s = self.trained.summary
@@ -35,17 +37,21 @@ class Retrained:
         if self.registered is not None and self.report is not None:
             out.update(registered_model=self.registered.name, version=self.registered.version,
                        alias="challenger", eval=self.report.metrics())
+        if self.matrix is not None:
+            m = self.matrix.metrics()
+            out["matrix"] = {k: m[k] for k in ("base.f1", "base_rag.f1", "adapter.f1", "adapter_rag.f1",
+                                               "adapter_rag.citation_accuracy", "retrieval.recall_at_k")}
         return out
 
 
 def run_retrain(params: Params, run_dir: Path | None = None, *, pipeline: bool = False, register: bool = False,
                 on_line: Callable[[str], None] | None = None) -> Retrained:
     """Train (resuming an unfinished run of the same params and data), record it in MLflow, and with `register`
-    evaluate it and register it as the `challenger`. A failed training raises before anything is recorded.
+    evaluate it, register it as the `challenger` and run its evaluation matrix. A failed training raises before anything is recorded.
 
     `pipeline` trains in the DVC pipeline's folder (the train stage); `run_dir` in the folder given.
     """
-    from lorag.retrain.evaluate import evaluate
+    from lorag.retrain.evaluate import evaluate, evaluate_matrix
     from lorag.retrain.register import register as register_run
 
     trained = train(params, run_dir, pipeline=pipeline, on_line=on_line)
@@ -53,4 +59,5 @@ def run_retrain(params: Params, run_dir: Path | None = None, *, pipeline: bool =
     if register:
         out.report = evaluate(params, trained.run)
         out.registered = register_run(params, trained.run, out.report)
+        out.matrix = evaluate_matrix(params, out.registered.version)
     return out

@@ -1,0 +1,80 @@
+"""The evaluation matrix on the tiny model: four real configurations, contract names, NaN only with a reason."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import pytest
+
+from lorag.config import load_params
+
+pytestmark = pytest.mark.slow  # generates 4 x 6 answers after the session's index + training fixture
+
+
+@pytest.fixture(scope="module")
+def matrix_and_params(rag_project: Path):
+    from lorag.evaluation.matrix import evaluate_version
+
+    params = load_params(rag_project / "params.yaml")
+    return evaluate_version(params, "challenger", log=False), params
+
+
+def test_rag_rows_have_the_retrieved_passages_in_the_prompt_and_others_do_not(matrix_and_params) -> None:
+    """Prompt token counts equal those of the question alone (non-RAG rows) or of the question + the passages
+    search returns, in the training format (RAG rows)."""
+    from lorag.answer.ask import build_prompt, retrieve
+    from lorag.answer.format import chat_turns
+    from lorag.answer.generate import answer_model
+    from lorag.evaluation.questions import load_question_set
+
+    matrix, params = matrix_and_params
+    tokenizer = answer_model(params).tokenizer
+    questions = {q.id: q for q in load_question_set(params).questions}
+
+    def n_tokens(prompt: str) -> int:
+        return len(tokenizer.apply_chat_template(chat_turns(prompt), add_generation_prompt=True, return_dict=True)
+                   ["input_ids"])
+
+    by = {(r["question_id"], r["configuration"]): r for r in matrix.per_question}
+    for qid, q in questions.items():
+        hits = retrieve(params, q.question, None)
+        assert hits and "Context:\n[1] " in build_prompt(q.question, hits)
+        for row in ("base_rag", "adapter_rag"):
+            assert by[qid, row]["context_passages"] == len(hits)
+            assert by[qid, row]["prompt_tokens"] == n_tokens(build_prompt(q.question, hits))
+        for row in ("base", "adapter"):
+            assert by[qid, row]["context_passages"] == 0
+            assert by[qid, row]["prompt_tokens"] == n_tokens(q.question)
+
+
+def test_metrics_follow_the_contract(matrix_and_params) -> None:
+    from lorag.evaluation.names import BASE_PAIRS, BASE_ROWS, KNOWN_METRIC, ROW_METRICS
+
+    matrix, params = matrix_and_params
+    m = matrix.metrics()
+    assert matrix.rows == list(BASE_ROWS) and matrix.champion_version is None
+    assert all(KNOWN_METRIC(k) for k in m), [k for k in m if not KNOWN_METRIC(k)]
+    for row in BASE_ROWS:
+        for metric in ROW_METRICS:
+            assert f"{row}.{metric}" in m and f"{row}.{metric}.ci_low" in m
+    for a, b in BASE_PAIRS:
+        assert f"diff.{a}_vs_{b}.f1.ci_high" in m
+    assert {"base.loss", "adapter.loss", "retrieval.recall_at_k", "retrieval.mrr", "retrieval.ndcg_at_10"} <= m.keys()
+    nan = {k for k, v in m.items() if math.isnan(v)}
+    assert nan == set(matrix.missing), "every NaN has a reason and every reason names a NaN"
+    assert 0.0 <= m["retrieval.recall_at_k"] <= 1.0 and m["adapter_rag.prompt_tokens"] > m["adapter.prompt_tokens"]
+    assert len(matrix.per_question) == 4 * len(matrix.questions) == 4 * params.evaluation.max_questions
+    assert set(matrix.raft) == {"adapter_rag_below_adapter", "beyond_noise", "f1_diff"}
+
+
+def test_same_answers_same_numbers(matrix_and_params) -> None:
+    """Greedy generation + a seeded bootstrap: a second run gives the same matrix (cost aside)."""
+    from lorag.evaluation.matrix import evaluate_version
+
+    first, params = matrix_and_params
+    second = evaluate_version(params, "challenger", log=False)
+    assert second.question_set_hash == first.question_set_hash
+    stable = [k for k in first.metrics() if "seconds" not in k]
+    a, b = first.metrics(), second.metrics()
+    assert all((math.isnan(a[k]) and math.isnan(b[k])) or a[k] == b[k] for k in stable)
