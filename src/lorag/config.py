@@ -269,7 +269,7 @@ class TriggerParams(_Section):
         "lorag.drift.detected", pattern=r"^[a-z0-9_.-]+$",
         description="emitted by the monitor; its lorag.action (reindex / retrain / both) picks the deployments",
     )
-    debounce_ms: int = Field(1600, ge=50, description="lorag watch: a burst of writes closer than this is one change")
+    debounce_ms: int = Field(300, ge=20, description="lorag watch: writes closer than this (ms) are one change")
     delivery_retries: int = Field(3, ge=0, description="lorag watch: retries when the Prefect server is unreachable")
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import typer
 
 from lorag.cli import answer, knowledge, train
+from lorag.cli import operate
 
 app = typer.Typer(
     help="lorag: keep a RAG index equal to your documents, and fine-tune LoRA adapters, reproducibly.",
@@ -24,6 +25,11 @@ app.command("train")(train.train_cmd)
 app.command("build-base-model")(train.build_base_model_cmd)
 app.command("ask")(answer.ask_cmd)
 app.command("eval")(answer.eval_cmd)
+
+app.command("serve")(operate.serve)
+app.command("schedule")(operate.schedule)
+app.command("watch")(operate.watch)
+app.command("drift")(operate.drift)
 
 
 def main() -> None:  # pragma: no cover - console entry
