@@ -58,7 +58,8 @@ def relevant(params: Params) -> Callable[[Any, str], bool]:
             return False
         if any(part.startswith(".") for part in rel.parts):
             return False
-        return change == Change.deleted or p.suffix.lower() in suffixes
+        # A new folder counts: files written into it before the watcher added it are only seen through it.
+        return change == Change.deleted or p.suffix.lower() in suffixes or p.is_dir()
 
     return keep
 
@@ -67,16 +68,18 @@ def to_batch(params: Params, changes: Iterable[tuple[Any, str]]) -> ChangeBatch:
     from watchfiles import Change
 
     root, now = params.corpus.docs_dir.resolve(), time.time()
+    suffixes = {s.lower() for s in params.corpus.suffixes}
     present, gone, mtimes = set(), set(), []
     for change, path in changes:
         p = Path(path)
-        rel = (p.resolve() if p.exists() else p).relative_to(root).as_posix()
         if change == Change.deleted and not p.exists():
-            gone.add(rel)
-        else:
-            present.add(rel)
-            if p.is_file():
-                mtimes.append(p.stat().st_mtime)
+            gone.add(p.relative_to(root).as_posix())
+            continue
+        files = [f for f in p.rglob("*") if f.is_file() and f.suffix.lower() in suffixes] if p.is_dir() else [p]
+        for f in files:
+            if f.is_file():
+                present.add(f.resolve().relative_to(root).as_posix())
+                mtimes.append(f.stat().st_mtime)
     return ChangeBatch(tuple(sorted(present)), tuple(sorted(gone)), max(mtimes) if mtimes else now, now)
 
 
