@@ -145,9 +145,11 @@ def build_deployments(params_path: str | Path, retrain_overrides: list[str] | No
     ]
 
 
-def deploy(params_path: str | Path, retrain_overrides: list[str] | None = None) -> list[str]:
-    """Register (create or update) the deployments without running them; returns their ids."""
-    return [str(d.apply()) for d in build_deployments(params_path, retrain_overrides)]
+def deploy(params_path: str | Path, retrain_overrides: list[str] | None = None, work_pool: str | None = None,
+           image: str | None = None) -> list[str]:
+    """Register (create or update) the deployments without running them; returns their ids. With `work_pool`
+    (e.g. the Kubernetes pool of infra/kubernetes) a worker of that pool runs them in `image`, not serve()."""
+    return [str(d.apply(work_pool_name=work_pool, image=image)) for d in build_deployments(params_path, retrain_overrides)]
 
 
 def listing(params_path: str | Path) -> list[dict[str, Any]]:
@@ -197,11 +199,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--params", default="params.yaml")
     parser.add_argument("--retrain-set", dest="retrain_overrides", action="append", default=[], metavar="KEY=VALUE",
                         help="override a param for deployed retrains only (e.g. train.max_steps=20)")
+    parser.add_argument("--work-pool", default=None, help="deploy: to this work pool (infra/kubernetes) instead of serve()")
+    parser.add_argument("--image", default=None, help="deploy: the container image the work pool's jobs run")
     args = parser.parse_args(argv)
     if args.command == "serve":
         serve_all(args.params, args.retrain_overrides)
     elif args.command == "deploy":
-        print(json.dumps(deploy(args.params, args.retrain_overrides)))
+        print(json.dumps(deploy(args.params, args.retrain_overrides, args.work_pool, args.image)))
     else:
         print(json.dumps(listing(args.params), indent=2, default=str))
 
