@@ -1,4 +1,5 @@
-"""Build the tiny demo base model at `train.base_model` (random weights, nothing downloads).
+"""Build the tiny demo base model at `train.base_model` (nothing downloads), pre-trained briefly on the sample
+corpus (`train.tiny_model.pretrain_steps`) so that it writes text and the evaluation matrix has something to show.
 
 Its tokenizer is trained on the sample corpus (`corpus.sample_dir`): trained on generic text instead, about 30 of
 the 130 sample examples exceed `train.max_seq_len` and validation drops them. When `train.base_model` names a
@@ -7,11 +8,13 @@ real model (a hub id, a folder outside the project, or a local model lorag did n
 
 from __future__ import annotations
 
+import json
 import shutil
+from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from lorag.training.base_model import BaseModelRef
+from lorag.training.base_model import PROVENANCE_FILE, BaseModelRef
 
 if TYPE_CHECKING:
     from lorag.config import Params
@@ -44,6 +47,7 @@ def sample_texts(params: Params) -> list[str]:
 
 def build_base_model(params: Params) -> Path | None:
     """Build the demo model into `train.base_model` (replacing an older demo build); None when skipped."""
+    from lorag.training.pretrain import pretrain
     from lorag.training.tiny_model import build_tiny_base_model
 
     target = demo_model_dir(params)
@@ -52,4 +56,18 @@ def build_base_model(params: Params) -> Path | None:
     texts = sample_texts(params)
     if target.exists():
         shutil.rmtree(target)  # a shape change must not leave the old weights file next to the new config
-    return build_tiny_base_model(params, target, texts=texts)
+    built = build_tiny_base_model(params, target, texts=texts)
+    shape = params.train.tiny_model
+    if shape.pretrain_steps:
+        result = pretrain(built, texts, steps=shape.pretrain_steps, seq_len=shape.pretrain_seq_len,
+                          batch_size=shape.pretrain_batch_size, lr=shape.pretrain_lr, seed=params.train.seed)
+        record_pretraining(built, asdict(result))
+    return built
+
+
+def record_pretraining(model_dir: Path, result: dict) -> None:
+    """Add the pre-training facts to the demo model's provenance file (what `BaseModelRef.record` reports)."""
+    path = model_dir / PROVENANCE_FILE
+    provenance = json.loads(path.read_text(encoding="utf-8"))
+    provenance["pretraining"] = result
+    path.write_text(json.dumps(provenance, indent=2) + "\n", encoding="utf-8")

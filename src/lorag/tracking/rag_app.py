@@ -59,9 +59,14 @@ def _params_snapshot(params: Params, folder: Path) -> Path:
 
 
 def _code_file(params: Params) -> Path:
-    from lorag.tracking.registry import model_code_path
+    """mlflow/rag_app.py of the project, else of the lorag source tree this code runs from."""
+    import lorag
 
-    return model_code_path(params).with_name(MODEL_CODE)
+    for root in (params.root, Path(lorag.__file__).resolve().parents[2]):
+        if (root / "mlflow" / MODEL_CODE).is_file():
+            return root / "mlflow" / MODEL_CODE
+    raise FileNotFoundError(f"no mlflow/{MODEL_CODE} in {params.root} or next to the lorag sources: copy it from "
+                            "the lorag repository into your project's mlflow/ folder (it is the RAG app MLflow serves).")
 
 
 def log_rag_app(params: Params, registered: Registered, adapter_dir: Path) -> str:
