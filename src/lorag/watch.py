@@ -125,7 +125,8 @@ def reindex_here(params: Params, record: bool = True) -> Callable[[ChangeBatch],
 
             record_change_latency(params, latency, "watch", summary.get("data_rev") or "",
                                   len(batch.paths) + len(batch.deleted), result.seconds)
-        return {"change_to_searchable_s": latency, "data_rev": summary.get("data_rev"), **batch.payload()}
+        return {"change_to_searchable_s": latency, "data_rev": summary.get("data_rev"), "seconds": result.seconds,
+                **batch.payload()}
 
     return handle
 

@@ -157,9 +157,12 @@ def drift(
     from lorag.drift.monitor import check
     from lorag.tracking.monitor import decision_json
 
+    import contextlib
+
     params = cli_params(params_path, overrides)
     try:
-        result = check(params, record=False)
+        with contextlib.redirect_stdout(sys.stderr):  # libraries print; stdout stays ours (--json parseable)
+            result = check(params, record=False)
     except (RuntimeError, FileNotFoundError, ValueError) as exc:
         fail(exc)
     if as_json:

@@ -1,0 +1,55 @@
+"""Signals on a real project: the query log the search path writes (and does not, when off), documents that
+differ from the published index, and `lorag drift` showing a decision without recording it."""
+
+from __future__ import annotations
+
+import json
+
+import mlflow
+from typer.testing import CliRunner
+
+from lorag.cli import app
+from lorag.config import load_params
+from lorag.drift.querylog import read
+from lorag.drift.signals import docs_unindexed, retrieval_health
+from lorag.reindex.run import run_reindex
+from lorag.retrieval.search import search
+
+
+def test_search_logs_queries_and_signals_follow_the_index(make_project, shared_embedding_cache):
+    root = make_project({"embedding": {"cache_path": str(shared_embedding_cache)}})
+    params = load_params(root / "params.yaml")
+    assert docs_unindexed(params).value == 3  # nothing published yet: every document is knowledge missing
+    run_reindex(params)
+    assert docs_unindexed(params).value == 0
+
+    hits = search(params, "how do I install lorag", top_k=2)
+    off = load_params(root / "params.yaml", ["monitoring.query_log=false"])
+    search(off, "this one is not logged", top_k=2)
+    log = read(params.monitoring.query_log_path)
+    assert [q.query for q in log] == ["how do I install lorag"]
+    assert log[0].hits == 2 and log[0].top_chunk == hits[0].chunk_id and log[0].mode == "hybrid"
+    assert set(json.loads(params.monitoring.query_log_path.read_text().splitlines()[0])) == {
+        "ts", "mode", "query", "hits", "top_chunk", "top_score", "collection"}  # nothing else (no params, no env)
+
+    health = retrieval_health(params, log)
+    assert health.known and health.detail["judged"] == 1
+    strict = load_params(root / "params.yaml", ["monitoring.weak_score=0.99"])
+    assert retrieval_health(strict, log).value == 1.0  # a best hit under the floor is weak
+
+    (params.corpus.docs_dir / "intro.md").write_text("# Intro\n\nRewritten: the index no longer matches.\n")
+    changed = docs_unindexed(params)
+    assert changed.value == 1 and changed.detail["modified"] == 1
+
+
+def test_lorag_drift_prints_signals_and_decision_and_records_nothing(make_project, shared_embedding_cache):
+    root = make_project({"embedding": {"cache_path": str(shared_embedding_cache)}})
+    result = CliRunner().invoke(app, ["drift", "--params", str(root / "params.yaml"), "--json"])
+    assert result.exit_code == 0, result.output
+    out = json.loads(result.stdout)
+    assert out["wants"] == ["reindex"] and out["action"] == "nothing"  # 1 of 3 checks: the N-of-M rule waits
+    assert out["signals"]["answer_quality"]["missing"] == "no champion yet"
+    assert out["signals"]["query_drift"]["value"] is None and "0 queries logged" in out["signals"]["query_drift"]["missing"]
+    params = load_params(root / "params.yaml")
+    exp = mlflow.MlflowClient(params.tracking_uri).get_experiment_by_name(params.monitoring.experiment)
+    assert exp is None or not mlflow.MlflowClient(params.tracking_uri).search_runs([exp.experiment_id])
