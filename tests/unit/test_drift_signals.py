@@ -10,7 +10,7 @@ from typer.testing import CliRunner
 
 from lorag.cli import app
 from lorag.config import load_params
-from lorag.drift.querylog import read
+from lorag.drift.querylog import read, suppressed
 from lorag.drift.signals import docs_unindexed, retrieval_health
 from lorag.reindex.run import run_reindex
 from lorag.retrieval.search import search
@@ -26,6 +26,8 @@ def test_search_logs_queries_and_signals_follow_the_index(make_project, shared_e
     hits = search(params, "how do I install lorag", top_k=2)
     off = load_params(root / "params.yaml", ["monitoring.query_log=false"])
     search(off, "this one is not logged", top_k=2)
+    with suppressed():  # an evaluation's question set is not user traffic
+        search(params, "neither is this one", top_k=2)
     log = read(params.monitoring.query_log_path)
     assert [q.query for q in log] == ["how do I install lorag"]
     assert log[0].hits == 2 and log[0].top_chunk == hits[0].chunk_id and log[0].mode == "hybrid"

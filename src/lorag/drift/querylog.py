@@ -12,7 +12,9 @@ import json
 import os
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -22,6 +24,19 @@ if TYPE_CHECKING:
     from lorag.index.protocol import SearchHit
 
 _LOCK = threading.Lock()
+# Searches that are not user traffic (an evaluation's fixed question set, a latency probe) run inside
+# `suppressed()`: logged, they would look like a burst of new queries to the drift test.
+_SUPPRESSED: ContextVar[bool] = ContextVar("lorag_query_log_suppressed", default=False)
+
+
+@contextmanager
+def suppressed() -> Iterator[None]:
+    """Searches inside this block are not logged (this thread / task only)."""
+    token = _SUPPRESSED.set(True)
+    try:
+        yield
+    finally:
+        _SUPPRESSED.reset(token)
 
 
 @dataclass(frozen=True)
@@ -40,7 +55,7 @@ def append(params: Params, query: str, mode: str, hits: Sequence[SearchHit], col
 
     One `write` of a single line on a file opened with O_APPEND: concurrent processes never interleave lines.
     """
-    if not params.monitoring.query_log:
+    if not params.monitoring.query_log or _SUPPRESSED.get():
         return
     top = hits[0] if hits else None
     line = {"ts": round(time.time(), 3), "mode": mode, "query": query, "hits": len(hits),
