@@ -79,6 +79,8 @@ def eval_cmd(
     no_champion: Annotated[bool, typer.Option("--no-champion", help="leave out the champion's rows")] = False,
     log: Annotated[bool, typer.Option("--log/--no-log", help="record the evaluation run in MLflow and tag the "
                                       "version with it")] = True,
+    logged: Annotated[bool, typer.Option("--logged", help="print the version's recorded evaluation (its "
+                                         "lorag.eval_run_id run) instead of evaluating again")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="print the metrics as JSON")] = False,
     params_path: ParamsOpt = None,
     overrides: SetOpt = None,
@@ -91,21 +93,32 @@ def eval_cmd(
     Examples:
       lorag eval
       lorag eval --model 3 --no-log
+      lorag eval --logged                (the challenger's recorded evaluation, nothing re-run)
       lorag eval --set evaluation.max_questions=10 --json
     """
     from lorag.evaluation.matrix import evaluate_version
     from lorag.retrieval.search import NoPublishedIndex
     from lorag.tracking.adapters import ModelNotFound
 
+    from lorag.tracking.evaluation import NoEvaluation
+
     params = cli_params(params_path, overrides)
     try:
         with contextlib.redirect_stdout(sys.stderr):
-            result = evaluate_version(params, model, champion=not no_champion, log=log)
-    except (ModelNotFound, NoPublishedIndex, FileNotFoundError, ValueError) as exc:
+            record = _recorded(params, model) if logged else \
+                evaluate_version(params, model, champion=not no_champion, log=log).to_dict()
+    except (ModelNotFound, NoEvaluation, NoPublishedIndex, FileNotFoundError, ValueError) as exc:
         fail(exc)
     if as_json:
-        print(json.dumps(result.to_dict(), indent=2, default=str))
+        print(json.dumps(record, indent=2, default=str))
         return
     from lorag.evaluation.table import print_matrix
 
-    print_matrix(result)
+    print_matrix(record)
+
+
+def _recorded(params: Any, model: str) -> dict[str, Any]:
+    from lorag.tracking.adapters import find_version
+    from lorag.tracking.evaluation import evaluation_record
+
+    return evaluation_record(params, str(find_version(params, model).version))

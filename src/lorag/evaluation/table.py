@@ -29,22 +29,28 @@ _HEAD = {"exact_match": "EM", "f1": "F1", "cited_format": "format", "citation_va
 
 
 def print_matrix(matrix: Any, console: Any = None) -> None:
-    """Rows x answer metrics with intervals, cost per answer, retrieval, paired differences on F1, flags."""
+    """An EvalMatrix (or its `to_dict()` record, e.g. eval_matrix.json of an evaluation run) as tables."""
+    print_record(matrix if isinstance(matrix, dict) else matrix.to_dict(), console)
+
+
+def print_record(record: dict[str, Any], console: Any = None) -> None:
+    """Rows x answer metrics with intervals, cost per answer, retrieval, paired differences, flags."""
     from rich.console import Console
     from rich.table import Table
 
     console = console or Console()
-    m = matrix.metrics()
-    table = Table(title=f"evaluation matrix: version {matrix.version}"
-                  + (f" vs champion {matrix.champion_version}" if matrix.champion_version else "")
-                  + f" ({len(matrix.questions)} questions, set {matrix.question_set_hash[:12]}, 95% intervals)")
+    m = {k: (math.nan if v is None else float(v)) for k, v in record["metrics"].items()}
+    champion = record.get("champion_version")
+    table = Table(title=f"evaluation matrix: version {record['version']}"
+                  + (f" vs champion {champion}" if champion and champion != "None" else "")
+                  + f" ({record['questions']} questions, set {record['question_set_hash'][:12]}, 95% intervals)")
     table.add_column("row", no_wrap=True)
     for c in _COLUMNS:
         table.add_column(_HEAD[c], justify="right", no_wrap=True)
     for c in ("p.tok", "g.tok", "s/ans"):
         table.add_column(c, justify="right", no_wrap=True)
-    for row in matrix.rows:
-        cost = [f"{m[f'{row}.{c}']:.0f}" if c != "seconds_per_answer" else f"{m[f'{row}.{c}']:.3f}" for c in _COST]
+    for row in record["rows"]:
+        cost = [_cost(m[f"{row}.{c}"], c) for c in _COST]
         table.add_row(row, *(_cell(m, f"{row}.{c}", sep="\n") for c in _COLUMNS), *cost)
     console.print(table)
     console.print("retrieval: " + ", ".join(f"{k} {_cell(m, f'retrieval.{k}')}"
@@ -52,11 +58,18 @@ def print_matrix(matrix: Any, console: Any = None) -> None:
     console.print("loss (eval split): " + ", ".join(f"{r} {_cell(m, f'{r}.loss', 3)}" for r in ("base", "adapter")))
     for pair in _DIFFS:
         if f"diff.{pair}.f1" in m:
-            console.print(f"diff {pair}: f1 {_cell(m, f'diff.{pair}.f1')}, citation accuracy "
-                          f"{_cell(m, f'diff.{pair}.citation_accuracy')}, cited format "
+            console.print(f"diff {pair}: f1 {_cell(m, f'diff.{pair}.f1')}, gold src "
+                          f"{_cell(m, f'diff.{pair}.citation_accuracy')}, format "
                           f"{_cell(m, f'diff.{pair}.cited_format')}")
-    if matrix.raft.get("adapter_rag_below_adapter"):
-        noise = "beyond noise" if matrix.raft.get("beyond_noise") else "within noise"
+    raft = record.get("raft_failure") or {}
+    if raft.get("adapter_rag_below_adapter"):
+        noise = "beyond noise" if raft.get("beyond_noise") else "within noise"
         console.print(f"[red]RAFT failure mode: adapter + RAG scores below adapter on F1 ({noise})[/red]")
-    for note in matrix.notes:
+    for note in record.get("notes", []):
         console.print(f"[dim]note: {note}[/dim]")
+
+
+def _cost(value: float, name: str) -> str:
+    if math.isnan(value):
+        return "[dim]n/a[/dim]"
+    return f"{value:.3f}" if name == "seconds_per_answer" else f"{value:.0f}"
