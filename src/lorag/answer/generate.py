@@ -38,14 +38,19 @@ class AnswerModel:
         self._lock = threading.Lock()  # set_adapter is model state: one generation at a time
 
     def add_adapter(self, name: str, adapter_dir: Path) -> None:
-        """Attach an adapter once (same name and folder again: nothing to do)."""
+        """Attach an adapter once (same name and folder again: nothing to do).
+
+        A name attached from another folder is replaced: in a long-lived process (a served model, the monitor,
+        a test session) "v1" of one registry or project is not "v1" of another, and the folder is the truth.
+        """
         from peft import PeftModel
 
         if self.adapters.get(name) == str(adapter_dir):
             return
-        if name in self.adapters:
-            raise ValueError(f"adapter name {name!r} is already attached from {self.adapters[name]}")
         with self._lock:
+            if name in self.adapters:
+                self.model.delete_adapter(name)
+                del self.adapters[name]
             if isinstance(self.model, PeftModel):
                 self.model.load_adapter(str(adapter_dir), adapter_name=name)
             else:
