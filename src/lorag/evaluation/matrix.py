@@ -139,7 +139,10 @@ def evaluate_matrix(params: Params, qs: QuestionSet, candidate: ResolvedModel,
         slots["champion"] = load_for(params, champion)[1]
         rows += list(CHAMPION_ROWS)
     absent = _absent_rows(params, rows)
-    per_row, retrieval = run_rows(params, qs, model, slots, [r for r in rows if r not in absent])
+    from lorag.drift.querylog import suppressed
+
+    with suppressed():  # the question set is not user traffic: keep it out of the drift query log
+        per_row, retrieval = run_rows(params, qs, model, slots, [r for r in rows if r not in absent])
     per_row.update({row: [] for row in absent})
     losses, loss_missing = eval_losses(params, model, name)
     ev = params.evaluation
