@@ -36,7 +36,7 @@ step "4. search with citations"
 lorag search "Should I open rooftop hives on a windy day?"
 lorag search "How is varroa treated in winter?" --top-k 3
 
-step "5. behavior track with DVC: build the tiny base model, validate the examples, train a LoRA adapter (2 CPU processes under accelerate), evaluate, register in MLflow"
+step "5. behavior track with DVC: build and pre-train the tiny base model, validate the examples, train a LoRA adapter (2 CPU processes under accelerate), evaluate, register in MLflow, run the evaluation matrix"
 dvc repro
 
 step "6. dvc repro again: nothing changed, every stage is skipped"
@@ -45,6 +45,13 @@ dvc repro
 step "7. the same stages as a Prefect flow: retrain and register a new challenger version"
 python -m flows.retrain
 
+step "8. the RAG x fine-tune matrix of the new challenger (recorded by the flow; README: Reading the evaluation matrix)"
+lorag eval --logged
+
+step "9. answer a question with the challenger, citing path > heading of the passages it used"
+lorag ask "Should I open rooftop hives on a windy day?"
+
 step "done"
-echo "MLflow UI (runs, registered model lorag-adapter with its lineage tags):"
+echo "MLflow UI (runs, registered model lorag-adapter with its lineage tags; each version's eval-matrix-v<N> run"
+echo "holds the matrix table, eval_matrix.png and the per-question table under Artifacts):"
 echo "  .venv/bin/mlflow ui --backend-store-uri sqlite:///.lorag/mlflow.db"
