@@ -229,3 +229,34 @@ def test_push_sends_only_what_the_remote_lacks_and_completes_a_half_finished_pus
     assert third.data_rev == second.data_rev != first.data_rev
     assert _remote_has(remote, lost)
     assert (remote / "files" / "md5" / third.data_rev[:2] / f"{third.data_rev[2:]}.dir").is_file()
+
+
+def test_unchanged_snapshot_only_when_this_revision_was_pushed_to_this_remote_and_committed(make_project) -> None:
+    from lorag.versioning.dvc_repo import scan_docs, unchanged_snapshot
+
+    root = make_project()
+    params = load_params(root / "params.yaml")
+    assert unchanged_snapshot(params, scan_docs(params)) is None  # nothing versioned yet
+    first = snapshot_docs(params)
+    again = unchanged_snapshot(params, scan_docs(params))
+    assert again is not None and (again.data_rev, again.git_rev, again.manifest) == (
+        first.data_rev, first.git_rev, first.manifest)
+
+    (params.corpus.docs_dir / "intro.md").write_text("# Intro\n\nChanged.\n", encoding="utf-8")
+    assert unchanged_snapshot(params, scan_docs(params)) is None  # a new revision: DVC has work to do
+
+    moved = load_params(root / "params.yaml", ["versioning.remote_url=.lorag/other-remote"])
+    snapshot_docs(params)
+    assert unchanged_snapshot(moved, scan_docs(moved)) is None  # another remote has not received it
+    pushed = snapshot_docs(moved)
+    assert all(_remote_has(moved.path(moved.versioning.remote_url), m) for m in pushed.manifest.values())
+
+
+def test_a_failed_push_is_never_taken_for_a_recorded_snapshot(make_project) -> None:
+    from lorag.versioning.dvc_repo import scan_docs, unchanged_snapshot
+
+    root = make_project({"versioning": {"remote_url": "params.yaml/remote"}})
+    params = load_params(root / "params.yaml")
+    with pytest.raises(SnapshotError):
+        snapshot_docs(params)
+    assert unchanged_snapshot(params, scan_docs(params)) is None

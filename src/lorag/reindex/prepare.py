@@ -88,11 +88,11 @@ def commit_snapshot(params: Params, prepared: Prepared) -> Prepared:
     """
     from dataclasses import replace
 
-    from lorag.versioning.dvc_repo import snapshot_docs
+    from lorag.versioning.dvc_repo import snapshot_docs, unchanged_snapshot
 
     if not params.versioning.enabled:
         return prepared
-    snapshot = snapshot_docs(params)
+    snapshot = unchanged_snapshot(params, prepared.snapshot) or snapshot_docs(params)
     if snapshot.data_rev != prepared.snapshot.data_rev:
         raise RuntimeError(
             f"the documents changed while this run was planning (scanned revision {prepared.snapshot.data_rev[:12]}, "

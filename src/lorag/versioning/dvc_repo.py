@@ -65,6 +65,39 @@ def snapshot_folder(params: Params, folder: Path | str) -> Snapshot:
     return _snapshot(params, params.path(folder), "its key in params.yaml", symlink_block=False)
 
 
+def unchanged_snapshot(params: Params, scanned: Snapshot) -> Snapshot | None:
+    """The docs snapshot already on record for the scanned revision, or None when `snapshot_docs` has work to do.
+
+    A re-index with nothing changed would otherwise re-add the whole folder (a stat and a state lookup per file,
+    the cost that grows with the corpus). Nothing is left to do when this machine's last push was of this very
+    revision to the configured remote (a marker written only after the push succeeded), the .dvc file (or
+    dvc.lock) records it, and, with versioning.git_commit, HEAD holds that file unchanged.
+    """
+    root, folder = params.root.resolve(), params.corpus.docs_dir
+    try:
+        pushed = json.loads(_pushed_marker(root, folder).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    if pushed != _pushed_facts(params, scanned.data_rev) or recorded_revision(params, folder) != scanned.data_rev:
+        return None
+    dvc_file = folder.with_name(folder.name + ".dvc")
+    dvc_file = dvc_file if dvc_file.is_file() else root / "dvc.lock"
+    git_rev = _committed_rev(root, dvc_file) if _git_toplevel(root) is not None else None
+    if git_rev is None and params.versioning.git_commit and _git_toplevel(root) is not None:
+        return None  # pushed but not committed yet (a run died in between): the full path commits it
+    return Snapshot(data_rev=scanned.data_rev, git_rev=git_rev, manifest=dict(scanned.manifest), pushed=True)
+
+
+def _pushed_marker(root: Path, folder: Path) -> Path:
+    """Where the last successful push of `folder` is noted: DVC's own git-ignored tmp folder, one file per folder."""
+    key = hashlib.sha256(folder.relative_to(root).as_posix().encode()).hexdigest()[:16]
+    return root / ".dvc" / "tmp" / f"lorag-pushed-{key}.json"
+
+
+def _pushed_facts(params: Params, data_rev: str) -> dict[str, str]:
+    return {"data_rev": data_rev, "remote": f"{params.versioning.remote_name}={params.versioning.remote_url}"}
+
+
 def recorded_revision(params: Params, folder: Path | str) -> str | None:
     """The data revision DVC last recorded for `folder` (its `.dvc` file, else dvc.lock), or None.
 
@@ -105,6 +138,9 @@ def _snapshot(params: Params, folder: Path, key: str, symlink_block: bool) -> Sn
         _write_symlink_ignores(root, folder)
 
     oid, manifest, dvc_file = _add_and_push(root, folder, params)
+    marker = _pushed_marker(root, folder)
+    marker.parent.mkdir(parents=True, exist_ok=True)
+    marker.write_text(json.dumps(_pushed_facts(params, oid.removesuffix(".dir"))), encoding="utf-8")
 
     git_rev = None
     if git_top is not None:
