@@ -1,5 +1,5 @@
 """Query latency at 100k chunks: lorag's public `search()` end to end (query embedding included), per mode, with
-and without the IVF_FLAT index, plus dense recall@10 of the ANN index against exact search.
+and without the ANN index (IVF_HNSW_SQ), plus dense recall@10 of the ANN index against exact search.
 
     python bench/query_latency.py --corpus ../shared/data/squad-v1.1-dev --chunks 100000
 
@@ -8,7 +8,7 @@ Texts: SQuAD dev paragraphs cut into sentence windows (1, 2 and 3 sentences), re
 embedded for real; every other row takes the real vector of its own paragraph plus Gaussian noise (sigma per
 component --noise), L2-renormalised, so the vectors are clustered like real ones and the build takes minutes.
 Rows are written through LanceDBStore.upsert in batches of index.write_batch, as a re-index writes them, so the
-store builds its FTS and IVF_FLAT indexes itself. Writes bench/results/query_latency.json.
+store builds its FTS and ANN indexes itself. Writes bench/results/query_latency.json.
 """
 
 from __future__ import annotations
@@ -120,13 +120,13 @@ def index_info(params: Any, name: str) -> dict[str, Any]:
     for idx in table.list_indices():
         st = table.index_stats(idx.name)
         out[idx.index_type] = {"indexed": st.num_indexed_rows, "unindexed": st.num_unindexed_rows}
-    out["store_assumed_partitions"] = store._ann_partitions(table)
+    out["ann_record"] = store._ann_record(table)
     store.close()
     return out
 
 
 def time_queries(params: Any, queries: list[str], mode: str) -> dict[str, Any]:
-    """lorag.retrieval.search.search per query (opens the store, checks the state, embeds, searches)."""
+    """lorag.retrieval.search.search per query (the process's open store, alias check, embed, search)."""
     from lorag.retrieval.search import search
 
     for q in queries[:10]:  # warm-up: file handles, index pages, the model
@@ -162,43 +162,28 @@ def profile(params: Any, name: str, queries: list[str]) -> dict[str, Any]:
 
 
 def dense_recall(params: Any, name: str, qv: np.ndarray, all_vecs: np.ndarray, row_of: dict[str, int],
-                 nprobes: int | None = None) -> dict[str, Any]:
-    """Mean recall@10 against exact cosine search in numpy: the store's own dense search (nprobes=None), or
-    the table queried with a given nprobes (to see what another probe share would give)."""
+                 nprobes: int | None = None, ef: int | None = None, exact_qv: np.ndarray | None = None) -> dict[str, Any]:
+    """Mean recall@10 against exact cosine search in numpy (of `exact_qv`, default the same query vectors): the
+    store's own dense search (nprobes=None), or the table queried with given nprobes / ef."""
     from lorag.index.lancedb_store import LanceDBStore
 
     store = LanceDBStore(params.path(params.index.lancedb_dir))
     recalls, times = [], []
-    for v in qv:
-        exact = set(np.argsort(-(all_vecs @ v))[:10].tolist())
+    for i, v in enumerate(qv):
+        exact = set(np.argsort(-(all_vecs @ (v if exact_qv is None else exact_qv[i])))[:10].tolist())
         t = time.perf_counter()
         if nprobes is None:
             got = {row_of[h.chunk_id] for h in store.search(name, "", v, top_k=10, alpha=1.0, mode="dense")}
         else:
             query = store._table(name).search(v, query_type="vector", vector_column_name="vector")
-            rows = query.distance_type("cosine").nprobes(nprobes).select(["chunk_id", "_distance"]).limit(10).to_list()
+            query = query.distance_type("cosine").nprobes(nprobes)
+            query = query.ef(ef) if ef is not None else query
+            rows = query.select(["chunk_id", "_distance"]).limit(10).to_list()
             got = {row_of[r["chunk_id"]] for r in rows}
         times.append(time.perf_counter() - t)
         recalls.append(len(got & exact) / 10)
     store.close()
     return {"recall_at_10": round(float(np.mean(recalls)), 4), "search_only": percentiles(times)}
-
-
-def actual_partitions(params: Any, name: str) -> int | None:
-    """Partitions of the IVF index as built (the store derives nprobes from the current row count instead)."""
-    from lorag.index.lancedb_store import LanceDBStore
-
-    store = LanceDBStore(params.path(params.index.lancedb_dir))
-    table = store._table(name)
-    _, vec = store._index_names(table)
-    try:
-        stats = table.to_lance().stats.index_stats(vec)
-        return int(stats["indices"][0]["num_partitions"])
-    except Exception as exc:  # pylance internals differ between versions; the figure is informative only
-        print(f"  (partition count unavailable: {type(exc).__name__}: {exc})")
-        return None
-    finally:
-        store.close()
 
 
 def drop_vector_index(params: Any, name: str) -> None:
@@ -216,6 +201,9 @@ def measure(params: Any, name: str, queries: list[str], qv: np.ndarray, vecs: np
             row_of: dict[str, int]) -> dict[str, Any]:
     out: dict[str, Any] = {"index": index_info(params, name)}
     out["end_to_end"] = {m: time_queries(params, queries, m) for m in ("hybrid", "dense", "fulltext")}
+    int8 = params.model_copy(update={"search": params.search.model_copy(update={"query_embedder": "onnx-int8"})})
+    out["end_to_end"]["hybrid_int8_query"] = time_queries(int8, queries, "hybrid")
+    out["end_to_end"]["dense_int8_query"] = time_queries(int8, queries, "dense")
     print("  end to end:", {m: v["p95_ms"] for m, v in out["end_to_end"].items()}, "(p95 ms)", flush=True)
     out["profile"] = profile(params, name, queries)
     out["dense_recall_store"] = dense_recall(params, name, qv, vecs, row_of)
@@ -248,12 +236,14 @@ def main() -> int:
     queries = [all_q[i] for i in rng.choice(len(all_q), size=args.queries, replace=False)]
     qv = embedder.embed(queries)
     with_ann = measure(params, name, queries, qv, vecs, row_of)
-    parts = actual_partitions(params, name)
-    with_ann["ivf_partitions_built"] = parts
-    sweep = [n for n in (5, 10, 20, 33, 50, 97) if parts is None or n <= parts]
-    with_ann["nprobes_sweep"] = {n: dense_recall(params, name, qv, vecs, row_of, n) for n in sweep}
-    print("  nprobes sweep:", {n: (v["recall_at_10"], v["search_only"]["p95_ms"])
-                               for n, v in with_ann["nprobes_sweep"].items()}, flush=True)
+    parts = int(with_ann["index"]["ann_record"].get("partitions", 0))
+    with_ann["ef_sweep"] = {ef: dense_recall(params, name, qv, vecs, row_of, parts, ef) for ef in (50, 100, 200, 400)}
+    print("  recall, p95 ms by ef:", {n: (v["recall_at_10"], v["search_only"]["p95_ms"])
+                                      for n, v in with_ann["ef_sweep"].items()}, flush=True)
+    int8_qv = load_embedder(params.embedding.model_copy(update={"backend": "onnx-int8"}), root=params.root).embed(queries)
+    # What int8 queries cost in results: the store's search with int8 query vectors against the exact top-10 of
+    # the fp32 query vectors (ANN error and quantisation error together).
+    with_ann["dense_recall_store_int8_query"] = dense_recall(params, name, int8_qv, vecs, row_of, exact_qv=qv)
     drop_vector_index(params, name)
     flat = measure(params, name, queries, qv, vecs, row_of)
     p95 = with_ann["end_to_end"]["hybrid"]["p95_ms"]
@@ -267,7 +257,7 @@ def main() -> int:
                        f"all-MiniLM-L6-v2 in {embed_s:.1f} s; every other row = its paragraph's real vector + "
                        f"N(0, {args.noise}^2) per component, L2-renormalised",
             "write": f"LanceDBStore.upsert in batches of {params.index.write_batch} (as a re-index writes), "
-                     f"{write_s:.1f} s; the store builds FTS and IVF_FLAT (>= 20k rows) itself",
+                     f"{write_s:.1f} s; the store builds FTS and IVF_HNSW_SQ (>= 20k rows) itself",
             "queries_from": "200 random SQuAD dev questions (seed 0); timed through lorag.retrieval.search.search "
                             "(open store, read alias/state, embed the query, search), after 10 warm-up queries",
         },

@@ -159,6 +159,11 @@ class IndexParams(_Section):
 class SearchParams(_Section):
     top_k: int = Field(5, gt=0)
     alpha: float = Field(0.3, ge=0.0, le=1.0, description="hybrid weight: 1 = dense only, 0 = full-text only")
+    query_embedder: Literal["index", "onnx-int8"] = Field(
+        "index",
+        description="what embeds queries: the index's own embedder, or an int8 ONNX export of the same model "
+        "(~3.5x faster per query here, cosine >= 0.996 to fp32; BENCHMARKS.md)",
+    )
 
 
 class MlflowParams(_Section):
@@ -184,11 +189,6 @@ class TinyModelParams(_Section):
     num_heads: int = Field(4, gt=0)
     intermediate_size: int = Field(128, gt=0)
     vocab_size: int = Field(1024, gt=256)
-    pretrain_steps: int = Field(0, ge=0, description="causal-LM steps on the sample corpus so the demo model writes "
-                                "text (0 = random weights)")
-    pretrain_seq_len: int = Field(128, gt=8, description="tokens per pre-training window")
-    pretrain_batch_size: int = Field(8, gt=0)
-    pretrain_lr: float = Field(3e-3, gt=0)
 
 
 class ExamplesParams(_Section):

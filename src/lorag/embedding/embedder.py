@@ -83,6 +83,34 @@ def _load_torch(params: EmbeddingParams, model_dir: Path) -> Embedder:
     )
 
 
+_FINGERPRINTS: dict[tuple[Any, ...], str] = {}
+
+
+def embedder_fingerprint(params: EmbeddingParams, *, root: Path | None = None) -> str:
+    """The fingerprint `load_embedder(params)` reports, without loading the model when that is possible.
+
+    A search that embeds its query with another backend (search.query_embedder) still checks the index against
+    this fingerprint; reading it from the model files instead of loading torch and sentence-transformers
+    saves most of a cold `lorag search`. Possible for the torch backend of a sentence-transformers folder that
+    states its max_seq_length (the length sentence-transformers then uses as is); otherwise the model is loaded.
+    """
+    base = Path(root) if root is not None else Path.cwd()
+    model_dir = resolve_model_dir(params.model, base)
+    key = (str(model_dir), params.backend)
+    if key not in _FINGERPRINTS:
+        st_config = model_dir / "sentence_bert_config.json"
+        max_len = None
+        if params.backend == "torch" and st_config.is_file():
+            import json
+
+            max_len = json.loads(st_config.read_text(encoding="utf-8")).get("max_seq_length")
+        if isinstance(max_len, int):
+            _FINGERPRINTS[key] = compute_fingerprint(model_dir, "torch", max_len)
+        else:
+            _FINGERPRINTS[key] = load_embedder(params, root=root).fingerprint
+    return _FINGERPRINTS[key]
+
+
 def resolve_model_dir(model: str, base: Path) -> Path:
     """The local folder holding `model`: the bundled model, a local folder, or a cached hub snapshot."""
     if model == BUNDLED_MODEL:

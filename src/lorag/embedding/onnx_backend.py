@@ -112,12 +112,21 @@ def _require_mean_pooling(model_dir: Path) -> None:
 
 def _tokenizer(model_dir: Path) -> tuple[Any, int]:
     """The fast tokenizer and the sequence length sentence-transformers would use for this model."""
-    from transformers import AutoConfig, AutoTokenizer
+    # AutoTokenizer and AutoConfig import torch (~3 s of a cold `lorag search`, which needs none of it): a
+    # folder with tokenizer.json is read by the fast tokenizer class itself (same ids: tokenizer.json holds the
+    # whole pipeline, special tokens included) and config.json as plain JSON.
+    if (model_dir / "tokenizer.json").is_file():
+        from transformers import PreTrainedTokenizerFast
 
-    tokenizer = AutoTokenizer.from_pretrained(str(model_dir))
+        tokenizer = PreTrainedTokenizerFast.from_pretrained(str(model_dir))
+    else:
+        from transformers import AutoTokenizer
+
+        tokenizer = AutoTokenizer.from_pretrained(str(model_dir))
     st_config = model_dir / "sentence_bert_config.json"
     max_len = json.loads(st_config.read_text(encoding="utf-8")).get("max_seq_length") if st_config.exists() else None
-    limit = getattr(AutoConfig.from_pretrained(str(model_dir)), "max_position_embeddings", None)
+    config = model_dir / "config.json"
+    limit = json.loads(config.read_text(encoding="utf-8")).get("max_position_embeddings") if config.exists() else None
     max_len = int(min(x for x in (max_len, tokenizer.model_max_length, limit) if x))
     tokenizer.model_max_length = max_len  # the chunker reads the limit from here
     return tokenizer, max_len

@@ -38,11 +38,16 @@ OVERFETCH = 4  # hybrid: candidates taken from each list per requested hit
 # Maintenance triggers: each upsert adds a fragment and unindexed rows; past these, compact and merge indexes.
 MAX_FRAGMENTS = 16
 MAX_UNINDEXED = 8192
-# A flat scan of 384-d vectors costs ~80 ms at 100k rows here, IVF_FLAT ~15 ms at full recall (measured on a 2-core CPU).
+# A flat scan of 384-d vectors costs ~80 ms at 100k rows here: past ANN_MIN_ROWS the store builds an ANN index.
 ANN_MIN_ROWS = 20_000
-ANN_ROWS_PER_PARTITION = 1024
-# IVF_FLAT distances are exact, so recall only depends on the partitions probed. Measured on clustered 384-d
-# data (30k rows, 29 partitions): a quarter of them -> recall@10 0.978, half -> 1.0. Probe a third, at least 20.
+# IVF_HNSW_SQ (an HNSW graph over 8-bit scalar-quantised vectors in each IVF partition), every partition probed:
+# measured at 100k clustered 384-d rows (bench/query_latency.py), ef 200 -> recall@10 0.971 against exact search
+# at p95 3.8 ms, where IVF_FLAT needed p95 12-38 ms for 0.98-0.995 and IVF_PQ (48 sub-vectors, refine 10) stayed
+# under 0.92. Partitions only split the build; ~12.5k rows each.
+ANN_ROWS_PER_PARTITION = 12_500
+ANN_EF = 400
+# Indexes built by earlier versions (IVF_FLAT, recorded without "kind"): probe a third of the partitions, at
+# least 20 (recall@10 0.978-1.0 measured on clustered data).
 ANN_PROBE_SHARE = 1 / 3
 ANN_MIN_PROBES = 20
 KEEP_VERSIONS = timedelta(hours=1)  # old table versions other readers may still hold
@@ -92,8 +97,9 @@ class LanceDBStore:
         # task in another thread or worker) is seen at once instead of at this handle's open time.
         self._db = lancedb.connect(self.path, read_consistency_interval=timedelta(0))
         self._tables: dict[str, Any] = {}
-        self._ann: dict[str, int] = {}  # collection -> IVF partitions (cached: read on every dense query)
+        self._ann: dict[str, dict[str, Any]] = {}  # collection -> its ANN record (cached: read on every dense query)
         self._executor: ThreadPoolExecutor | None = None
+        self._meta_cache: tuple[int, dict[str, str]] | None = None  # (meta table version, its rows)
 
     # -- collections -----------------------------------------------------------------------------------------
     def create_collection(self, name: str, dim: int) -> None:
@@ -237,8 +243,11 @@ class LanceDBStore:
         if vector.shape[0] != self._dim(table):
             raise ValueError(f"query vector has dim {vector.shape[0]}, the collection holds {self._dim(table)}")
         query = table.search(vector, query_type="vector", vector_column_name="vector").distance_type("cosine")
-        partitions = self._ann_partitions(table)
-        if partitions:
+        ann = self._ann_record(table)
+        partitions = int(ann.get("partitions", 0))
+        if ann.get("kind") == "ivf_hnsw_sq":
+            query = query.nprobes(partitions).ef(max(ANN_EF, k))
+        elif partitions:
             query = query.nprobes(min(partitions, max(ANN_MIN_PROBES, math.ceil(partitions * ANN_PROBE_SHARE))))
         rows = query.select([*HIT_COLUMNS, "_distance"]).limit(k).to_list()
         return [_hit(r, 1.0 - float(r["_distance"])) for r in rows]
@@ -334,21 +343,20 @@ class LanceDBStore:
                 vec = index.name
         return fts, vec
 
-    def _ann_partitions(self, table: Any) -> int:
-        """Partitions of the collection's IVF index (0: none), as recorded when it was built.
+    def _ann_record(self, table: Any) -> dict[str, Any]:
+        """The collection's ANN index as recorded when it was built ({} when none): kind and partitions.
 
         Recorded rather than derived from the row count: the index is built at one size and the table keeps
-        growing, so rows // ANN_ROWS_PER_PARTITION would overstate it and probe every partition.
+        growing, so a count-based guess would misstate the partitions.
         """
         name = table.name
         if name not in self._ann:
-            built = self._meta_get(f"ann/{name}")
-            self._ann[name] = int(built["partitions"]) if built else 0
+            self._ann[name] = self._meta_get(f"ann/{name}") or {}
         return self._ann[name]
 
     def _maintain(self, table: Any) -> None:
         """Compact and merge new rows into the indexes once enough piled up; build the ANN index when large."""
-        from lancedb.index import FTS, IvfFlat
+        from lancedb.index import FTS, IvfHnswSq
 
         fts, vec = self._index_names(table)
         stats = table.stats()
@@ -363,9 +371,9 @@ class LanceDBStore:
         # a small table partition a large one badly.
         if rows >= ANN_MIN_ROWS and (vec is None or built is None or rows >= 2 * int(built["rows"])):
             partitions = max(1, rows // ANN_ROWS_PER_PARTITION)
-            config = IvfFlat(distance_type="cosine", num_partitions=partitions)
+            config = IvfHnswSq(distance_type="cosine", num_partitions=partitions)
             table.create_index("vector", config=config, replace=True)
-            self._meta_put(f"ann/{table.name}", {"rows": rows, "partitions": partitions})
+            self._meta_put(f"ann/{table.name}", {"rows": rows, "partitions": partitions, "kind": "ivf_hnsw_sq"})
             self._ann.pop(table.name, None)
 
     def _meta_table(self, create: bool) -> Any | None:
@@ -383,12 +391,25 @@ class LanceDBStore:
         self._tables[META_TABLE] = table
         return table
 
-    def _meta_get(self, key: str) -> Any:
+    def _meta_rows(self) -> dict[str, str]:
+        """Every meta row (key -> JSON text), read again only when the meta table has a new version.
+
+        A search reads the alias on every query; between publishes that was a table scan (~3 ms) for an answer
+        that had not changed. Checking the version costs ~0.1 ms and still sees another process's publish at
+        once (read_consistency_interval 0). The table is small: aliases, states and index records.
+        """
         table = self._meta_table(create=False)
         if table is None:
-            return None
-        rows = table.search().where(f"key = {sql_str(key)}").select(["value"]).limit(1).to_list()
-        return json.loads(rows[0]["value"]) if rows else None
+            return {}
+        version = table.version
+        if self._meta_cache is None or self._meta_cache[0] != version:
+            rows = table.search().select(["key", "value"]).limit(None).to_arrow().to_pylist()
+            self._meta_cache = (version, {r["key"]: r["value"] for r in rows})
+        return self._meta_cache[1]
+
+    def _meta_get(self, key: str) -> Any:
+        raw = self._meta_rows().get(key)
+        return json.loads(raw) if raw is not None else None
 
     def _meta_put(self, key: str, value: Any) -> None:
         try:
@@ -400,8 +421,4 @@ class LanceDBStore:
         table.merge_insert("key").when_matched_update_all().when_not_matched_insert_all().execute(row)
 
     def _aliases(self) -> dict[str, str]:
-        table = self._meta_table(create=False)
-        if table is None:
-            return {}
-        rows = table.search().where("key LIKE 'alias/%'").select(["key", "value"]).limit(None).to_list()
-        return {r["key"].removeprefix("alias/"): json.loads(r["value"]) for r in rows}
+        return {k.removeprefix("alias/"): json.loads(v) for k, v in self._meta_rows().items() if k.startswith("alias/")}

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from lorag.config import Params
+    from lorag.embedding.base import Embedder
     from lorag.index.protocol import IndexStore, SearchHit, SearchMode
 
 
@@ -22,17 +23,16 @@ def search(
     alpha: float | None = None,
     mode: SearchMode = "hybrid",
 ) -> list[SearchHit]:
-    """Embed the query with the index's own embedder and search the collection the alias points to."""
-    from lorag.embedding.embedder import load_embedder
-
+    """Embed the query (the index's embedder, or search.query_embedder) and search the collection the alias
+    points to."""
     if not query.strip():
         raise ValueError("the query is empty: pass the question to search for, e.g. lorag search \"how do I ...\"")
     if top_k is not None and top_k < 1:
         raise ValueError(f"top_k must be at least 1, got {top_k}")
     store = _open_store(params)
-    embedder = load_embedder(params.embedding, root=params.root)
-    collection = _checked_collection(params, store, embedder.fingerprint)
-    vector = embedder.embed([query])[0]
+    fingerprint, query_embedder = _embedders(params)
+    collection = _checked_collection(params, store, fingerprint)
+    vector = query_embedder.embed([query])[0]
     hits = store.search(
         collection,
         query,
@@ -84,6 +84,21 @@ def _checked_collection(params: Params, store: IndexStore, fingerprint: str) -> 
             f"{params.embedding.model!r}: run `lorag reindex` (it rebuilds) or restore the model setting"
         )
     return collection
+
+
+def _embedders(params: Params) -> tuple[str, Embedder]:
+    """(fingerprint of the index's embedder, what embeds the query). The query embedder is the index's own, or
+    with search.query_embedder: onnx-int8 the int8 ONNX export of the same model, within cosine 0.996 of it at a
+    third of the latency (BENCHMARKS.md); then the index's fingerprint is read from the model files, so a cold
+    search never imports torch. An index of another model is refused either way."""
+    from lorag.embedding.embedder import embedder_fingerprint, load_embedder
+
+    wanted = params.search.query_embedder
+    if wanted == "index" or wanted == params.embedding.backend:
+        embedder = load_embedder(params.embedding, root=params.root)
+        return embedder.fingerprint, embedder
+    query = load_embedder(params.embedding.model_copy(update={"backend": wanted}), root=params.root)
+    return embedder_fingerprint(params.embedding, root=params.root), query
 
 
 def citation(hit: SearchHit) -> str:
