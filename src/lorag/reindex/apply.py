@@ -200,7 +200,10 @@ def _prune(store: IndexStore, alias: str, state: IndexState) -> list[str]:
     Only names this alias's builds produce (`<alias>_<rev>_<fingerprint>_<time>[_<suffix>]`) are candidates: a
     plain prefix match would let alias `docs` prune the collections of alias `docs_v2`.
     """
-    keep = set(state.history) | {state.collection}
+    from lorag.promotion.index_release import released_collections
+
+    # A collection a release references (its frozen copy, or the one it was frozen from) is never pruned.
+    keep = set(state.history) | {state.collection} | released_collections(store, alias)
     built_here = re.compile(rf"^{re.escape(alias.lower())}_[0-9a-f]{{8}}_[0-9a-f]{{8}}_\d{{8}}t\d{{6}}(_[0-9a-f]{{8}})?$")
     dropped = []
     for name in store.list_collections():

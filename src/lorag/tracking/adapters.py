@@ -59,6 +59,14 @@ def find_version(params: Params, spec: str):
     client = _client(params)
     name = params.mlflow.registered_model
     try:
+        if spec == "champion":
+            # The champion is set on the released model, which only approvers can change (lorag.promotion); a
+            # project that never released anything still reads a champion alias set on the candidates.
+            from lorag.tracking.registry import champion_source
+
+            source = champion_source(params, client)
+            if source is not None:
+                return client.get_model_version(name, source[1])
         if spec in ALIASES:
             return client.get_model_version_by_alias(name, spec)
         if not spec.isdigit():

@@ -147,7 +147,7 @@ def register_adapter(params: Params, train_run_id: str, adapter_dir: Path, repor
     else:
         model_uri = str(client.get_model_version(name, version).source)
     lineage = {"model_name": name, "model_version": version, "model_uri": model_uri,
-               **build_lineage(params, train_run, eval_run_id, report)}
+               **build_lineage(params, train_run, eval_run_id, report), "started_by": started_by()}
     for key, value in lineage.items():
         if key not in ("model_name", "model_version"):
             client.set_model_version_tag(name, version, f"lorag.{key}", "none" if value is None else str(value))
@@ -155,3 +155,75 @@ def register_adapter(params: Params, train_run_id: str, adapter_dir: Path, repor
     client.log_dict(eval_run_id, lineage, "lineage.json")
     client.set_registered_model_alias(name, CHALLENGER, version)
     return Registered(name, version, model_uri, train_run_id, eval_run_id, lineage)
+
+
+# -- promotion: the released model, its aliases and the people behind a version ---------------------------------
+# Measured on MLflow 3.17.2 with `--app-name basic-auth`: EDIT on a registered model lets a user register versions
+# AND set or delete its aliases, so one registered model cannot keep trainers from moving `champion`. Candidates
+# live in `mlflow.registered_model` (trainers: EDIT); a promotion copies the approved version into
+# `promotion.released_model` (approvers only: EDIT/MANAGE there, READ for everyone else), where `champion` lives.
+CHAMPION = "champion"
+PREVIOUS_CHAMPION = "previous-champion"
+TAG_SOURCE_VERSION = "lorag.source_version"  # on a released version: the candidate version it was copied from
+USER_ENV = "LORAG_USER"
+
+
+def started_by() -> str:
+    """Who is running this process: $LORAG_USER, else the OS user (recorded as `lorag.started_by`)."""
+    import getpass
+    import os
+
+    return os.environ.get(USER_ENV) or getpass.getuser()
+
+
+def registry_client(params: Params) -> Any:
+    import mlflow
+
+    from lorag.tracking import configure_mlflow
+
+    configure_mlflow(params, params.mlflow.train_experiment)
+    return mlflow.MlflowClient()
+
+
+def alias_version(client: Any, name: str, alias: str) -> Any | None:
+    """The ModelVersion `alias` points at, or None when the alias (or the model) does not exist."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        return client.get_model_version_by_alias(name, alias)
+    except MlflowException as exc:
+        if exc.error_code in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE", "NOT_FOUND"):
+            return None
+        raise
+
+
+def champion_source(params: Params, client: Any | None = None) -> tuple[str, str] | None:
+    """(released version, candidate version) of the current champion, or None when there is none."""
+    client = client or registry_client(params)
+    found = alias_version(client, params.promotion.released_model, CHAMPION)
+    if found is None:
+        return None
+    return str(found.version), str((found.tags or {})[TAG_SOURCE_VERSION])
+
+
+def release_copy(params: Params, client: Any, version: str) -> str:
+    """The released model's copy of candidate `version` (made once; a retry finds it); returns its version."""
+    from mlflow.exceptions import MlflowException
+
+    released = params.promotion.released_model
+    try:
+        client.get_registered_model(released)
+    except MlflowException:
+        client.create_registered_model(released, description="approved adapter versions (lorag promotion)")
+    found = client.search_model_versions(f"name = '{released}' and tags.`{TAG_SOURCE_VERSION}` = '{version}'")
+    if found:
+        return str(max(int(v.version) for v in found))
+    copied = client.copy_model_version(f"models:/{params.mlflow.registered_model}/{version}", released)
+    client.set_model_version_tag(released, str(copied.version), TAG_SOURCE_VERSION, str(version))
+    return str(copied.version)
+
+
+def released_for(params: Params, client: Any, version: str) -> str | None:
+    found = client.search_model_versions(
+        f"name = '{params.promotion.released_model}' and tags.`{TAG_SOURCE_VERSION}` = '{version}'")
+    return str(max(int(v.version) for v in found)) if found else None

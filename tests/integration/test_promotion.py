@@ -1,0 +1,126 @@
+"""Promotion on a real MLflow server with a real published LanceDB index: every bypass refused and recorded, the
+release manifest complete, and promote -> rollback (--index) -> promote with the index searchable at each step."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from pathlib import Path
+
+import pytest
+
+from lorag.config import load_params
+from support.promotion import NAN, TRAINER, good_metrics, promo_project, twin  # noqa: F401  (fixture)
+
+pytestmark = pytest.mark.slow
+
+
+def _refusals(params):
+    from lorag.tracking.audit import read_events
+
+    return [e for e in read_events(params, kind="refused")]
+
+
+def _search_ok(params, text: str) -> list[str]:
+    from lorag.retrieval.search import search
+
+    hits = search(params, text, top_k=3)
+    assert hits, "the published index must answer at every step"
+    return [h.doc_id for h in hits]
+
+
+def test_promote_rollback_promote_round_trip(promo_project: Path) -> None:
+    from lorag.index.stores import open_store, published_state
+    from lorag.promotion.approvals import ApprovalRefused, ApprovalRequest
+    from lorag.promotion.ledger import alias_at
+    from lorag.promotion.manifest import REQUIRED
+    from lorag.promotion.promote import approve, current_manifest
+    from lorag.promotion.rollback import rollback
+    from lorag.reindex.run import run_reindex
+    from lorag.tracking.audit import read_events
+    from lorag.tracking.registry import champion_source
+
+    params = load_params(promo_project / "params.yaml")
+    first_state = published_state(params)
+
+    # first model: compared with the base only; a four-eyes approver releases it with a complete manifest
+    manifest = approve(params, ApprovalRequest("1", "alice", "first release"))
+    assert [k for k in REQUIRED if manifest.get(k) in (None, "", "none")] == []
+    assert manifest["gate_decision"]["first_model"] and manifest["index_source_collection"] == first_state["collection"]
+    assert champion_source(params) == (manifest["released_version"], "1")
+    assert approve(params, ApprovalRequest("1", "alice", "again")) == current_manifest(params)  # idempotent
+    t_first = datetime.now(timezone.utc)
+
+    # the documents change and the index is rebuilt (keep_last 1 would drop the old collection: a release protects it)
+    (promo_project / "data/docs/zz-new.md").write_text("# Drone congregation\n\nDrones gather in congregation "
+                                                         "areas fifteen metres above open fields.\n")
+    run_reindex(params, full=True)
+    with open_store(params) as store:
+        assert first_state["collection"] in store.list_collections()
+    second = twin(params, good_metrics(0.52))
+    manifest2 = approve(params, ApprovalRequest(second, "bob", "better citations"))
+    assert champion_source(params)[1] == second
+    assert manifest2["docs_data_rev"] != manifest["docs_data_rev"]
+    assert "zz-new.md" in _search_ok(params, "Where do drones gather in congregation areas?")
+
+    # rollback: champion back to version 1, verified by reading back and loading; the index back to its release
+    result = rollback(params, "alice", "regression reported", index=True)
+    assert result["to_version"] == "1" and result["verified"] == {"alias": "champion", "version":
+                                                                  manifest["released_version"], "loaded": True}
+    assert champion_source(params)[1] == "1"
+    state = published_state(params)
+    assert state["data_rev"] == manifest["docs_data_rev"] and state["collection"] == result["index"]["collection"]
+    assert "zz-new.md" not in _search_ok(params, "Where do drones gather in congregation areas?")
+    with pytest.raises(Exception, match="no previous release"):
+        rollback(params, "alice", "again", index=False)
+
+    # and forward again: the newer version is promoted once more
+    approve(params, ApprovalRequest(second, "bob", "fixed upstream"))
+    assert champion_source(params)[1] == second
+    events = read_events(params)
+    assert alias_at(events, "champion", t_first) == "1"
+    assert alias_at(events, "champion", datetime.now(timezone.utc)) == second
+    kinds = [e.kind for e in events]
+    assert {"gate_decision", "approval", "alias_move", "rollback", "index_restore"} <= set(kinds)
+    with pytest.raises(ApprovalRefused):
+        approve(params, ApprovalRequest("1", "alice", "older one"))  # superseded by the champion
+
+
+@pytest.mark.parametrize(("who", "metrics", "extra", "rule"), [
+    ("mallory", None, {}, "unlisted_approver"),
+    ("alice", None, {"trainer": "alice"}, "four_eyes"),
+    ("alice", {"adapter_rag.f1": 0.01}, {}, "gates_failed"),
+    ("alice", {"adapter_rag.f1": NAN}, {}, "gates_failed"),
+    ("alice", {"adapter_rag.f1": 0.01}, {"override": True}, "override_not_allowed"),
+    ("alice", None, {"superseded": True}, "superseded"),
+], ids=["unlisted", "four-eyes", "failed-gates", "nan-metric", "override", "superseded"])
+def test_every_bypass_is_refused_and_recorded(promo_project: Path, monkeypatch, who, metrics, extra, rule) -> None:
+    from lorag.promotion.approvals import ApprovalRefused, ApprovalRequest
+    from lorag.promotion.promote import approve
+
+    params = load_params(promo_project / "params.yaml")
+    candidate = twin(params, {**good_metrics(0.6), **(metrics or {})}, started_by=extra.get("trainer", TRAINER))
+    if extra.get("superseded"):
+        twin(params, good_metrics(0.6))  # a newer challenger
+    before = len(_refusals(params))
+    with pytest.raises(ApprovalRefused) as refused:
+        approve(params, ApprovalRequest(candidate, who, "looks fine", extra.get("override", False)))
+    assert refused.value.rule == rule
+    recorded = _refusals(params)
+    assert len(recorded) == before + 1 and recorded[-1].version == candidate and recorded[-1].actor == who
+
+
+def test_a_release_with_a_missing_link_is_refused(promo_project: Path) -> None:
+    import mlflow
+
+    from lorag.promotion.approvals import ApprovalRequest
+    from lorag.promotion.manifest import MissingLink
+    from lorag.promotion.promote import approve
+
+    params = load_params(promo_project / "params.yaml")
+    candidate = twin(params, good_metrics(0.7))
+    mlflow.MlflowClient(params.tracking_uri).set_model_version_tag(
+        params.mlflow.registered_model, candidate, "lorag.examples_data_rev", "none")
+    with pytest.raises(MissingLink) as missing:
+        approve(params, ApprovalRequest(candidate, "alice", "ship it"))
+    assert missing.value.missing == ["examples_data_rev"]
+    assert _refusals(params)[-1].version == candidate
