@@ -306,6 +306,62 @@ class MonitoringParams(_Section):
         return self
 
 
+class GateParams(_Section):
+    """One automated promotion gate: a metric of the evaluation contract (lorag.evaluation.names), the better
+    direction, and an absolute threshold and/or margins against the champion and the base model."""
+
+    metric: str = Field(description="an evaluation metric name, e.g. adapter_rag.f1 or retrieval.ndcg_at_10")
+    direction: Literal["higher", "lower"] = Field(description="which way is better: higher (f1) or lower (loss)")
+    threshold: float | None = Field(None, description="absolute bound the candidate must reach")
+    min_margin_vs_champion: float | None = Field(
+        None, description="required improvement over the champion (negative: the regression tolerated)")
+    min_margin_vs_base: float | None = Field(
+        None, description="required improvement over the base model (same row without the adapter)")
+    beyond_noise: bool = Field(
+        False, description="each margin must hold for the whole paired-difference confidence interval")
+
+    @model_validator(mode="after")
+    def _meaningful(self) -> GateParams:
+        from lorag.evaluation.names import KNOWN_METRIC  # dependency-free module: config stays light
+
+        if not KNOWN_METRIC(self.metric) or self.metric.endswith((".ci_low", ".ci_high")):
+            raise ValueError(
+                f"metric {self.metric!r} is not an evaluation metric: use a name like adapter_rag.f1, "
+                "adapter.loss or retrieval.ndcg_at_10 (lorag.evaluation.names lists them)")
+        if self.threshold is None and self.min_margin_vs_champion is None and self.min_margin_vs_base is None:
+            raise ValueError(f"gate on {self.metric} checks nothing: set threshold, min_margin_vs_champion and/or "
+                             "min_margin_vs_base")
+        row = self.metric.split(".")[0]
+        if self.min_margin_vs_base is not None and row not in ("adapter", "adapter_rag"):
+            raise ValueError(f"min_margin_vs_base on {self.metric}: only adapter.* and adapter_rag.* metrics have a "
+                             "base-model counterpart; remove it or gate an adapter metric")
+        if self.beyond_noise and self.min_margin_vs_champion is None and self.min_margin_vs_base is None:
+            raise ValueError(f"beyond_noise on {self.metric} needs a margin (min_margin_vs_champion or "
+                             "min_margin_vs_base): the noise is that of a paired difference")
+        if self.beyond_noise and (row not in ("adapter", "adapter_rag") or self.metric.endswith(".loss")):
+            raise ValueError(f"beyond_noise on {self.metric}: the evaluation records paired differences only for "
+                             "per-question adapter.* and adapter_rag.* metrics (not loss or retrieval); set it false")
+        return self
+
+
+class PromotionParams(_Section):
+    """Review and promotion of a registered adapter version (lorag.promotion)."""
+
+    gates: tuple[GateParams, ...] = Field((), description="automated gates; all must pass before a human reviews")
+    approvers: tuple[str, ...] = Field((), description="the names allowed to approve (lorag approve --by NAME)")
+    four_eyes: bool = Field(True, description="the person who started a training cannot approve its version")
+    allow_override: bool = Field(
+        False, description="an approver may promote a version that failed its gates with --override and a reason")
+    approval_timeout_s: int = Field(86_400, gt=0, description="the retrain flow waits this long for a review")
+    audit_experiment: str = Field("lorag-audit", description="MLflow experiment holding the audit log")
+    released_model: str = Field(
+        "lorag-adapter-released",
+        description="registered model of approved versions, where `champion` lives (approvers only: an EDIT "
+        "grant on mlflow.registered_model also allows moving its aliases)")
+    key_metrics: tuple[str, ...] = Field(
+        ("adapter_rag.f1", "adapter_rag.citation_accuracy", "adapter.loss"), description="shown by lorag status")
+
+
 class Params(_Section):
     """Everything lorag reads. Build it with `load_params`; never index raw dicts."""
 
@@ -321,6 +377,7 @@ class Params(_Section):
     examples: ExamplesParams = ExamplesParams()
     train: TrainParams = TrainParams()
     adapter_eval: AdapterEvalParams = AdapterEvalParams()
+    promotion: PromotionParams = PromotionParams()
     evaluation: EvaluationParams = EvaluationParams()
     schedule: ScheduleParams = ScheduleParams()
     triggers: TriggerParams = TriggerParams()
