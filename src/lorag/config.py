@@ -189,6 +189,11 @@ class TinyModelParams(_Section):
     num_heads: int = Field(4, gt=0)
     intermediate_size: int = Field(128, gt=0)
     vocab_size: int = Field(1024, gt=256)
+    pretrain_steps: int = Field(0, ge=0, description="causal-LM steps on the sample corpus so the demo model writes "
+                                "text (0 = random weights)")
+    pretrain_seq_len: int = Field(128, gt=8, description="tokens per pre-training window")
+    pretrain_batch_size: int = Field(8, gt=0)
+    pretrain_lr: float = Field(3e-3, gt=0)
 
 
 class ExamplesParams(_Section):
