@@ -42,7 +42,7 @@ def test_flow_runs_every_step_and_registers_a_challenger(prefect_server, mlflow_
     settings = yaml.safe_load((root / "params.yaml").read_text(encoding="utf-8"))
     settings["train"]["max_steps"] = 3  # params.yaml next to it says 4
     other.write_text(yaml.safe_dump(settings, sort_keys=False), encoding="utf-8")
-    state = retrain_flow(str(other), return_state=True)
+    state = retrain_flow(str(other), wait_for_review=False, return_state=True)
     assert state.is_completed(), state.message
     summary = state.result()
     assert summary["steps"] == 3
@@ -80,7 +80,7 @@ def test_flow_stops_at_bad_examples_and_registers_nothing(prefect_server, mlflow
     lines = train.read_text(encoding="utf-8").splitlines()
     train.write_text("\n".join(["not json"] * 40 + lines) + "\n", encoding="utf-8")  # far over the failure ratio
 
-    state = retrain_flow(str(root / "params.yaml"), return_state=True)
+    state = retrain_flow(str(root / "params.yaml"), wait_for_review=False, return_state=True)
     assert state.is_failed()
     states = _task_states(state.state_details.flow_run_id)
     assert states["validate_examples"] == "FAILED"

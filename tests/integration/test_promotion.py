@@ -124,3 +124,34 @@ def test_a_release_with_a_missing_link_is_refused(promo_project: Path) -> None:
         approve(params, ApprovalRequest(candidate, "alice", "ship it"))
     assert missing.value.missing == ["examples_data_rev"]
     assert _refusals(params)[-1].version == candidate
+
+
+def test_cli_review_status_and_history(promo_project: Path) -> None:
+    import json
+
+    from typer.testing import CliRunner
+
+    from lorag.cli import app
+
+    params_file = str(promo_project / "params.yaml")
+    params = load_params(params_file)
+    candidate = twin(params, good_metrics(0.8))
+    runner = CliRunner()
+    shown = runner.invoke(app, ["review", "--json", "--params", params_file])
+    assert shown.exit_code == 0, shown.output
+    review = json.loads(shown.stdout)
+    assert review["version"] == candidate and review["decision"]["approved"] is True
+    assert review["lineage"]["started_by"] == TRAINER and review["metrics"]["adapter_rag.f1"][0] == 0.8
+    refused = runner.invoke(app, ["approve", candidate, "--by", TRAINER, "--reason", "mine", "--params", params_file])
+    assert refused.exit_code == 1 and "refused" in refused.output
+    done = runner.invoke(app, ["approve", candidate, "--by", "bob", "--reason", "best f1", "--params", params_file])
+    assert done.exit_code == 0, done.output
+    status = runner.invoke(app, ["status", "--json", "--params", params_file])
+    assert status.exit_code == 0, status.output
+    models = json.loads(status.stdout)["models"]
+    assert models["champion"]["version"] == candidate and models["champion"]["approved_by"] == "bob"
+    assert models["champion"]["metrics"]["adapter_rag.f1"] == 0.8
+    history = runner.invoke(app, ["history", "--json", "--at", "2999-01-01T00:00:00Z", "--params", params_file])
+    assert history.exit_code == 0 and json.loads(history.stdout)["champion"] == candidate
+    text = runner.invoke(app, ["history", "--params", params_file]).stdout
+    assert f"approval      bob        v{candidate}" in text and "refused" in text

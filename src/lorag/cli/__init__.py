@@ -10,6 +10,7 @@ import typer
 
 from lorag.cli import answer, knowledge, train
 from lorag.cli import operate
+from lorag.cli import promotion
 
 app = typer.Typer(
     help="lorag: keep a RAG index equal to your documents, and fine-tune LoRA adapters, reproducibly.",
@@ -30,6 +31,12 @@ app.command("serve")(operate.serve)
 app.command("schedule")(operate.schedule)
 app.command("watch")(operate.watch)
 app.command("drift")(operate.drift)
+
+app.command("review")(promotion.review)
+app.command("approve")(promotion.approve)
+app.command("reject")(promotion.reject)
+app.command("rollback")(promotion.rollback)
+app.command("history")(promotion.history)
 
 
 def main() -> None:  # pragma: no cover - console entry

@@ -96,7 +96,8 @@ def status(
     overrides: SetOpt = None,
     as_json: Annotated[bool, typer.Option("--json", help="machine-readable output")] = False,
 ) -> None:
-    """Show what the published index reflects: collection, data revision, chunks, and whether a run is pending.
+    """Show what the published index reflects (collection, data revision, chunks, whether a run is pending) and
+    the champion and challenger (versions, key metrics, age, who released the champion).
 
     Examples:
       lorag status
@@ -113,8 +114,11 @@ def status(
         typer.echo(f"no index published as '{params.index.name}' yet: run `lorag reindex`")
         raise typer.Exit(1)
     documents = len(state.pop("manifest", None) or {})
+    from lorag.cli.promotion import models_or_error, print_models
+
+    models = models_or_error(params)  # champion and challenger beside the index
     if as_json:
-        print(json.dumps({**state, "documents": documents}, indent=2))
+        print(json.dumps({**state, "documents": documents, "models": models}, indent=2, default=str))
         return
     from rich.console import Console
     from rich.table import Table
@@ -131,6 +135,7 @@ def status(
         table.add_row(f"[bold]{key}[/bold]", str(value))
     console = Console()
     console.print(table)
+    print_models(console, models)
     if state.get("pending"):
         console.print(
             f"[yellow]a re-index is pending[/yellow]: a run stopped while writing {len(state['pending'])} "
