@@ -122,9 +122,17 @@ def start_runner(params: Params, params_file: Path, api_url: str, retrain_overri
                   prefect_home(params) / "runner.log")
 
 
+def start_watcher(params: Params, params_file: Path, api_url: str) -> Child:
+    """The warm watcher (flows/watch.py): each change re-indexed in a process that keeps the stack loaded."""
+    cmd = [sys.executable, "-m", "flows.watch", "--params", str(params_file)]
+    return _spawn("docs-watcher", cmd, child_env(params, api_url), flows_root(params), prefect_home(params) / "watch.log")
+
+
 @contextmanager
-def operated(params: Params, params_file: Path, retrain_overrides: list[str] | None = None) -> Iterator[tuple[str, list[Child]]]:
-    """Server (unless PREFECT_API_URL is set) + runner, yielded as (api_url, children); stopped runner-first."""
+def operated(params: Params, params_file: Path, retrain_overrides: list[str] | None = None,
+             watch: bool = False) -> Iterator[tuple[str, list[Child]]]:
+    """Server (unless PREFECT_API_URL is set) + runner (+ watcher), yielded as (api_url, children); stopped in
+    reverse order: watcher and runner first, the server last."""
     children: list[Child] = []
     api_url = os.environ.get("PREFECT_API_URL")
     try:
@@ -136,6 +144,8 @@ def operated(params: Params, params_file: Path, retrain_overrides: list[str] | N
             server, api_url = start_server(params)
             children.append(server)
         children.append(start_runner(params, params_file, api_url, retrain_overrides))
+        if watch:
+            children.append(start_watcher(params, params_file, api_url))
         yield api_url, children
     finally:
         for child in reversed(children):  # runner first, server last

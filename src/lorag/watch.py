@@ -106,26 +106,36 @@ def announce(params: Params, api_url: str) -> Callable[[ChangeBatch], dict[str, 
     return handle
 
 
-def reindex_here(params: Params, record: bool = True) -> Callable[[ChangeBatch], dict[str, Any]]:
-    """Handler: re-index in this process, then measure change-to-searchable latency (and log it to MLflow)."""
+def _library_reindex(params: Params) -> dict[str, Any]:
     from lorag.reindex.run import ReindexBusy, run_reindex
 
+    while True:
+        try:
+            return run_reindex(params).summary()
+        except ReindexBusy:  # a run started elsewhere may have read the folder before this change: go again
+            time.sleep(0.5)
+
+
+def reindex_here(params: Params, record: bool = True, reindex: Callable[[], dict[str, Any]] | None = None,
+                 mode: str = "watch") -> Callable[[ChangeBatch], dict[str, Any]]:
+    """Handler: re-index in this (warm) process, then measure change-to-searchable latency and log it to MLflow.
+
+    `reindex` returns the run summary: the library recipe by default; `lorag serve` passes the Prefect flow, so
+    each change is a flow run in the UI, under the same concurrency limit as the deployments.
+    """
+    run = reindex or (lambda: _library_reindex(params))
+
     def handle(batch: ChangeBatch) -> dict[str, Any]:
-        while True:
-            try:
-                result = run_reindex(params)
-                break
-            except ReindexBusy:  # a run started elsewhere may have read the folder before this change: go again
-                time.sleep(0.5)
+        summary = run()
         searchable = confirm_searchable(params, batch)
         latency = searchable - batch.changed_at
-        summary = result.summary()
+        seconds = {k: float(v) for k, v in (summary.get("seconds") or {}).items()}
         if record:
             from lorag.tracking.slo import record_change_latency
 
-            record_change_latency(params, latency, "watch", summary.get("data_rev") or "",
-                                  len(batch.paths) + len(batch.deleted), result.seconds)
-        return {"change_to_searchable_s": latency, "data_rev": summary.get("data_rev"), "seconds": result.seconds,
+            record_change_latency(params, latency, mode, summary.get("data_rev") or "",
+                                  len(batch.paths) + len(batch.deleted), seconds)
+        return {"change_to_searchable_s": latency, "data_rev": summary.get("data_rev"), "seconds": seconds,
                 **batch.payload()}
 
     return handle

@@ -197,15 +197,16 @@ def _logs(flow_run_id) -> str:
 
 @pytest.mark.slow
 def test_lorag_serve_processes_register_and_the_scheduler_creates_runs(make_project, monkeypatch, tmp_path):
-    """`lorag serve`'s process pair on its own server (with the scheduler service, which the test harness lacks):
-    the deployments appear, the cron schedule creates runs, re-deploying duplicates none, and both stop."""
+    """`lorag serve`'s processes on their own server (with the scheduler service, which the test harness lacks):
+    the deployments appear, the cron schedule creates runs, re-deploying duplicates none, an edit becomes
+    searchable through the watcher with no command typed, and all of them stop."""
     from lorag.operate import operated
 
     monkeypatch.setenv("PREFECT_SERVER_SERVICES_SCHEDULER_LOOP_SECONDS", "1")
     monkeypatch.delenv("PREFECT_API_URL", raising=False)
     root = make_project({"schedule": {"reindex_cron": "* * * * *", "monitor_cron": None, "retrain_cron": None}})
     params = load_params(root / "params.yaml")
-    with operated(params, root / "params.yaml") as (api_url, children):
+    with operated(params, root / "params.yaml", watch=True) as (api_url, children):
         env = {**__import__("os").environ, "PREFECT_API_URL": api_url}
 
         def rows() -> list[dict]:
@@ -228,7 +229,30 @@ def test_lorag_serve_processes_register_and_the_scheduler_creates_runs(make_proj
         time.sleep(3)  # a few scheduler loops after the re-deploy
         starts = _scheduled_starts(api_url, reindex["id"])
         assert starts and len(starts) == len(set(starts))  # one run per slot, none duplicated by re-deploying
-    assert all(c.proc.poll() is not None for c in children)  # runner and server both stopped
+
+        # no command typed: an edit is re-indexed by serve's watcher, and its latency recorded
+        (params.corpus.docs_dir / "intro.md").write_text("# Intro\n\nThe index follows every edit, quietly.\n")
+        slo = _wait_for_slo(params, timeout_s=240)
+        assert slo is not None, (params.root / ".lorag/prefect/watch.log").read_text()[-3000:]
+        assert slo.data.tags["lorag.mode"] == "serve-watch" and slo.data.metrics["change_to_searchable_s"] > 0
+    assert all(c.proc.poll() is not None for c in children)  # watcher, runner and server all stopped
+
+
+def _wait_for_slo(params, timeout_s: float):
+    """The watcher's SLO run, read once its log reports the change (opening the MLflow SQLite store while another
+    process creates it races on MLflow's table creation)."""
+    import mlflow
+
+    log = params.root / ".lorag" / "prefect" / "watch.log"
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if log.is_file() and "change_to_searchable_s" in log.read_text(errors="replace"):
+            client = mlflow.MlflowClient(params.tracking_uri)
+            exp = client.get_experiment_by_name(params.mlflow.reindex_experiment)
+            runs = client.search_runs([exp.experiment_id], "tags.`lorag.slo` = 'change_to_searchable'")
+            return runs[0] if runs else None
+        time.sleep(1)
+    return None
 
 
 def _scheduled_starts(api_url: str, deployment_id: str) -> list[str]:

@@ -42,24 +42,36 @@ def serve(
     params_path: ParamsOpt = None,
     retrain_set: Annotated[Optional[list[str]], typer.Option(
         "--retrain-set", help="override a param for deployed retrains only, e.g. train.max_steps=20")] = None,
+    watch: Annotated[bool, typer.Option(
+        "--watch/--no-watch", help="also watch the documents folder and re-index each change in a warm process")] = True,
 ) -> None:
     """Run the whole system: a local Prefect server (unless PREFECT_API_URL is set), the deployments (re-index on
     a schedule and on document changes, retrain on a cadence and on drift, the drift monitor), until Ctrl-C.
 
-    Edits are picked up when `lorag watch` runs beside it (another terminal).
+    With --watch (the default) edits to the documents are re-indexed within seconds as flow runs of a warm
+    process; `lorag watch` elsewhere sends lorag.docs.changed to the deployment instead.
 
     Examples:
       lorag serve
+      lorag serve --no-watch
       PREFECT_API_URL=http://prefect:4200/api lorag serve
     """
+    import signal
     import time
 
     from lorag.operate import ServeError, operated, ui_url
 
+    def interrupt(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    # Ctrl-C and SIGTERM (docker stop, systemd) both stop in order. Also un-ignores SIGINT when started in the
+    # background (where the shell ignores it): the children inherit a default SIGINT and can stop cleanly.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, interrupt)
     params = cli_params(params_path, None)
     record = _serve_record(params)
     try:
-        with operated(params, _params_file(params_path), retrain_set) as (api_url, children):
+        with operated(params, _params_file(params_path), retrain_set, watch) as (api_url, children):
             record.parent.mkdir(parents=True, exist_ok=True)
             record.write_text(json.dumps({"api_url": api_url, "pids": {c.name: c.proc.pid for c in children}}))
             typer.echo(f"Prefect UI: {ui_url(api_url)}   (API {api_url})")
