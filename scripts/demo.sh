@@ -51,6 +51,9 @@ lorag eval --logged
 step "9. answer a question with the challenger, citing path > heading of the passages it used"
 lorag ask "Should I open rooftop hives on a windy day?"
 
+step "11. drift: the signals the monitor checks and its routing decision, without acting (lorag serve runs the monitor every 30 minutes)"
+lorag drift
+
 step "done"
 echo "MLflow UI (runs, registered model lorag-adapter with its lineage tags; each version's eval-matrix-v<N> run"
 echo "holds the matrix table, eval_matrix.png and the per-question table under Artifacts):"

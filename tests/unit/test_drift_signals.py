@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 
 import mlflow
+import pytest
 from typer.testing import CliRunner
 
 from lorag.cli import app
@@ -55,3 +56,40 @@ def test_lorag_drift_prints_signals_and_decision_and_records_nothing(make_projec
     params = load_params(root / "params.yaml")
     exp = mlflow.MlflowClient(params.tracking_uri).get_experiment_by_name(params.monitoring.experiment)
     assert exp is None or not mlflow.MlflowClient(params.tracking_uri).search_runs([exp.experiment_id])
+
+
+def test_champion_signals_corpus_change_new_data_and_answer_quality_reason(make_project, shared_embedding_cache):
+    """A champion registered on the current corpus (its docs revision in the DVC cache, 4 training examples):
+    one of three documents edited is a corpus change of 1/3; 6 validated examples now are 2 new; its missing
+    evaluation is named as the reason, not a 0."""
+    from lorag.drift.signals import answer_quality, corpus_change, new_data
+    from lorag.tracking import configure_mlflow
+    from lorag.tracking.monitor import champion_facts
+
+    root = make_project({"embedding": {"cache_path": str(shared_embedding_cache)}})
+    params = load_params(root / "params.yaml")
+    assert champion_facts(params) is None and corpus_change(params, None).missing.startswith("no champion")
+    docs_rev = run_reindex(params).summary()["data_rev"]
+    client = mlflow.MlflowClient(params.tracking_uri)
+    run = client.create_run(configure_mlflow(params, params.mlflow.train_experiment))
+    client.log_metric(run.info.run_id, "examples", 4)
+    name = params.mlflow.registered_model
+    client.create_registered_model(name)
+    mv = client.create_model_version(name, f"runs:/{run.info.run_id}/adapter", run_id=run.info.run_id,
+                                     tags={"lorag.index_data_rev": docs_rev, "lorag.train_run_id": run.info.run_id,
+                                           "lorag.examples_data_rev": "none"})
+    client.set_registered_model_alias(name, "champion", mv.version)
+
+    champion = champion_facts(params)
+    assert champion.version == str(mv.version) and champion.docs_rev == docs_rev and champion.examples == 4
+    assert corpus_change(params, champion).value == 0.0
+    (params.corpus.docs_dir / "notes.txt").write_text("Plain text notes, rewritten after the champion was trained.\n")
+    changed = corpus_change(params, champion)
+    assert changed.value == pytest.approx(1 / 3) and changed.detail["modified"] == 1
+
+    params.examples.clean_dir.mkdir(parents=True)
+    (params.examples.clean_dir / "train.jsonl").write_text("".join('{"x": %d}\n' % i for i in range(6)))
+    assert new_data(params, champion).value == 2
+
+    quality = answer_quality(params, champion)
+    assert not quality.known and "evaluation" in quality.missing
