@@ -3,6 +3,7 @@ and is resumed by `lorag approve` (CLI), by the UI's form input (reject), or tim
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from pathlib import Path
@@ -70,6 +71,9 @@ def test_cli_approval_resumes_the_paused_flow(promo_project: Path, api_url: str)
     assert state.is_completed(), state.message
     assert state.result()["review"] == "approved" and champion_source(params)[1] == version
     assert _events(params, version).count("approval") == 1  # the flow found it done: no second record
+    status = CliRunner().invoke(app, ["status", "--json", "--params", str(promo_project / "params.yaml")])
+    shown = json.loads(status.stdout)["models"]
+    assert shown["champion"]["version"] == version and shown["flows"]["lorag-review"]["state"] == "COMPLETED"
 
 
 def test_form_input_rejects_and_is_recorded(promo_project: Path, api_url: str) -> None:
@@ -110,3 +114,19 @@ def test_no_review_in_time_is_a_recorded_rejection(promo_project: Path, api_url:
     (state,) = out
     assert state.is_failed()
     assert "timeout" in _events(params, version)
+
+
+def test_cli_rejection_resumes_the_paused_flow_and_is_recorded_once(promo_project: Path, api_url: str) -> None:
+    from lorag.cli import app
+
+    params = load_params(promo_project / "params.yaml")
+    version = twin(params, good_metrics(0.64))
+    thread, out = _start(promo_project / "params.yaml", version)
+    _wait_paused(params, version)
+    result = CliRunner().invoke(app, ["reject", version, "--by", "bob", "--reason", "too verbose",
+                                      "--params", str(promo_project / "params.yaml")])
+    assert result.exit_code == 0 and "resumed flow run" in result.output, result.output
+    thread.join(180)
+    (state,) = out
+    assert state.result()["review"] == "rejected"
+    assert _events(params, version).count("rejection") == 1

@@ -219,14 +219,25 @@ def models_or_error(params: Any) -> dict[str, Any]:
     """Champion and challenger for `lorag status`; an unreachable registry is shown, never fatal there."""
     from lorag.promotion.status import model_status
 
+    from lorag.promotion.status import flows_or_error
+
     try:
         with contextlib.redirect_stdout(sys.stderr):
-            return model_status(params)
+            found = model_status(params)
     except Exception as exc:  # noqa: BLE001 - status must still show the index when MLflow is down
-        return {"error": f"{type(exc).__name__}: {exc}"}
+        found = {"error": f"{type(exc).__name__}: {exc}"}
+    return {**found, "flows": flows_or_error()}
 
 
 def print_models(console: Any, models: dict[str, Any]) -> None:
+    flows = models.get("flows")
+    if flows and "error" in flows:
+        console.print(f"flows: [yellow]Prefect server unavailable[/yellow] ({flows['error']})", highlight=False)
+    for name, run in ({} if flows is None or "error" in flows else flows).items():
+        console.print(f"[bold]{name}[/bold]  last run {run['run']}: {run['state']} ({run['start']})",
+                      highlight=False)
+    if flows is None:
+        console.print("flows: set PREFECT_API_URL to see the last run of each flow")
     if "error" in models:
         console.print(f"models: [yellow]registry unavailable[/yellow] ({models['error']})", highlight=False)
         return

@@ -146,7 +146,8 @@ def _margin(gate: GateParams, check: str, candidate: Mapping[str, float], observ
 
 def _compare(gate: GateParams, check: str, observed: float | None, reference: float | None,
              required: float | None, margin: float) -> Criterion:
-    what = "threshold" if check == "threshold" else f"{check.removeprefix('vs_')} {_fmt(reference)} with margin {margin:+g}"
+    side = check.removeprefix("vs_")
+    what = "threshold" if check == "threshold" else f"{side} {_fmt(reference)} with margin {margin:+g}"
     if observed is None:
         return Criterion(gate.metric, check, False, None, required, reference,
                          f"{gate.metric} was not measured (missing or NaN): fails closed")

@@ -194,8 +194,12 @@ def reject(params: Params, version: str, by: str, reason: str, kind: str = "reje
         raise ApprovalRefused("no_reason", "a rejection needs a reason: pass --reason '...'")
     if kind == "rejection":
         require_approver(params, str(version), by, "reject")
+    from lorag.tracking.audit import read_events
     from lorag.tracking.registry import registry_client
 
+    last = read_events(params, kind=kind, version=str(version))
+    if last and (last[-1].actor, last[-1].reason) == (by, reason):
+        return  # the CLI recorded it and then resumed the paused flow, which rejects again: one record
     _event(params, kind, str(version), by, reason)
     registry_client(params).set_model_version_tag(params.mlflow.registered_model, str(version), "lorag.review.status",
                                                   kind)

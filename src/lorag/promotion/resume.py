@@ -71,3 +71,25 @@ def resume_if_waiting(params: Params, version: str, run_input: dict[str, Any]) -
     if run_id is not None:
         resume(run_id, run_input)
     return run_id
+
+
+def last_flow_runs() -> dict[str, Any] | None:
+    """The newest run of each lorag flow on the Prefect server ({flow: {name, state, start}}); None without
+    PREFECT_API_URL (each flow run then had its own throwaway server and nothing outlives it)."""
+    import httpx
+
+    api = _api()
+    if api is None:
+        return None
+    flows = httpx.post(f"{api}/flows/filter", json={"limit": 50}, timeout=10).json()
+    out = {}
+    for found in sorted(flows, key=lambda f: f["name"]):
+        if not found["name"].startswith("lorag-"):
+            continue
+        runs = httpx.post(f"{api}/flow_runs/filter", timeout=10, json={
+            "flows": {"id": {"any_": [found["id"]]}}, "sort": "EXPECTED_START_TIME_DESC", "limit": 1}).json()
+        if runs:
+            run = runs[0]
+            out[found["name"]] = {"run": run["name"], "state": (run.get("state") or {}).get("type"),
+                                  "start": run.get("start_time") or run.get("expected_start_time")}
+    return out

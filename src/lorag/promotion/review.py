@@ -91,15 +91,19 @@ def changed_samples(review: Review) -> list[dict[str, Any]]:
     listed = {a.path for a in mlflow.MlflowClient().list_artifacts(review.eval_run_id)}
     if "eval_per_question.json" not in listed:
         return []  # an evaluation without the table is still reviewable; the view says no samples were recorded
-    table = mlflow.load_table("eval_per_question.json", run_ids=[review.eval_run_id])
-    other = "champion_rag" if (table["configuration"] == "champion_rag").any() else "base_rag"
-    mine = table[table["configuration"] == "adapter_rag"].set_index("question_id")
-    theirs = table[table["configuration"] == other].set_index("question_id")
+    # log_table's layout ({"columns": [...], "data": [[...], ...]}), read as the artifact it is: mlflow.load_table
+    # raised "No runs found with the corresponding table artifact" for a run listing the file (MLflow 3.17.2).
+    table = mlflow.artifacts.load_dict(f"runs:/{review.eval_run_id}/eval_per_question.json")
+    records = [dict(zip(table["columns"], row)) for row in table["data"]]
+    rows = {r["configuration"] for r in records}
+    other = "champion_rag" if "champion_rag" in rows else "base_rag"
+    mine = {r["question_id"]: r for r in records if r["configuration"] == "adapter_rag"}
+    theirs = {r["question_id"]: r for r in records if r["configuration"] == other}
     out = []
-    for qid in mine.index.intersection(theirs.index):
-        if mine.at[qid, "answer"] != theirs.at[qid, "answer"]:
-            out.append({"question": mine.at[qid, "question"], "gold": mine.at[qid, "gold_answer"],
-                        "candidate": mine.at[qid, "answer"], other: theirs.at[qid, "answer"]})
+    for qid in sorted(mine.keys() & theirs.keys()):
+        if mine[qid]["answer"] != theirs[qid]["answer"]:
+            out.append({"question": mine[qid]["question"], "gold": mine[qid]["gold_answer"],
+                        "candidate": mine[qid]["answer"], other: theirs[qid]["answer"]})
         if len(out) >= SAMPLE_LIMIT:
             break
     return out
@@ -124,9 +128,9 @@ def record_decision(params: Params, review: Review) -> bool:
         client.set_model_version_tag(name, review.version, key, value)
     if review.eval_run_id:
         client.log_dict(review.eval_run_id, decision.to_dict(), "gate_decision.json")
-    append_event(params, AuditEvent("gate_decision", name, review.version, "lorag", decision.rationale[:2000],
-                                    evidence_hash=decision.evidence_hash,
-                                    details={"approved": decision.approved}), {"gate_decision.json": decision.to_dict()})
+    event = AuditEvent("gate_decision", name, review.version, "lorag", decision.rationale[:2000],
+                       evidence_hash=decision.evidence_hash, details={"approved": decision.approved})
+    append_event(params, event, {"gate_decision.json": decision.to_dict()})
     review.tags["lorag.gate.evidence_hash"] = decision.evidence_hash
     return True
 

@@ -63,3 +63,13 @@ def model_status(params: Params) -> dict[str, Any]:
                              "review": tags.get("lorag.review.status", "waiting"),
                              "metrics": _metrics(params, version)}
     return out
+
+
+def flows_or_error() -> dict[str, Any] | None:
+    """The last run of each flow (lorag.promotion.resume.last_flow_runs); an unreachable server is reported."""
+    from lorag.promotion.resume import last_flow_runs
+
+    try:
+        return last_flow_runs()
+    except Exception as exc:  # noqa: BLE001 - status shows what it can
+        return {"error": f"{type(exc).__name__}: {exc}"}
