@@ -101,3 +101,23 @@ def test_a_bad_gate_is_a_config_error_naming_the_key(tmp_path, gate_yaml, messag
     with pytest.raises(ConfigError) as err:
         load_params(tmp_path / "params.yaml")
     assert "promotion.gates.0" in str(err.value) and message in str(err.value)
+
+
+def test_which_version_was_champion_at_a_time():
+    from datetime import timezone
+
+    from lorag.promotion.ledger import AuditEvent, alias_at, parse_time
+
+    def move(at: str, to: str | None, alias: str = "champion") -> AuditEvent:
+        return AuditEvent("alias_move", "m", to, "alice", alias=alias, to_version=to, at=at)
+
+    events = [move("2026-12-01T10:00:00.000000Z", "1"), move("2026-12-01T11:00:00.000000Z", "2"),
+              move("2026-12-01T11:30:00.000000Z", "1", alias="previous-champion"),
+              move("2026-12-01T12:00:00.000000Z", "1")]
+    assert alias_at(events, "champion", parse_time("2026-12-01T09:59:59Z")) is None
+    assert alias_at(events, "champion", parse_time("2026-12-01T10:30:00Z")) == "1"
+    assert alias_at(events, "champion", parse_time("2026-12-01T11:45:00+00:00")) == "2"
+    assert alias_at(events, "champion", parse_time("2026-12-02")) == "1"  # after the rollback
+    assert parse_time("2026-12-02").tzinfo == timezone.utc
+    with pytest.raises(ValueError, match="ISO-8601"):
+        parse_time("yesterday")
