@@ -158,7 +158,7 @@ class IndexParams(_Section):
 
 class SearchParams(_Section):
     top_k: int = Field(5, gt=0)
-    alpha: float = Field(0.3, ge=0.0, le=1.0, description="hybrid weight: 1 = dense only, 0 = full-text only")
+    alpha: float = Field(0.4, ge=0.0, le=1.0, description="hybrid weight: 1 = dense only, 0 = full-text only")
     query_embedder: Literal["index", "onnx-int8"] = Field(
         "index",
         description="what embeds queries: the index's own embedder, or an int8 ONNX export of the same model "
