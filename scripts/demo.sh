@@ -42,14 +42,28 @@ dvc repro
 step "6. dvc repro again: nothing changed, every stage is skipped"
 dvc repro
 
-step "7. the same stages as a Prefect flow: retrain and register a new challenger version"
-python -m flows.retrain
+step "6b. review version 1 (gates against the base model: it is the first) and release it as champion"
+lorag review 1
+lorag approve 1 --by alice --reason "first release: gates passed against the base model"
+
+step "7. the same stages as a Prefect flow: retrain, register a new challenger version, gate it against the champion"
+# --no-wait: the flow records its gate decision and leaves the review to the terminal (step 10); without it the
+# run pauses for a reviewer (Prefect UI form, or lorag approve with PREFECT_API_URL pointing at its server).
+python -m flows.retrain --no-wait
 
 step "8. the RAG x fine-tune matrix of the new challenger (recorded by the flow; README: Reading the evaluation matrix)"
 lorag eval --logged
 
 step "9. answer a question with the challenger, citing path > heading of the passages it used"
 lorag ask "Should I open rooftop hives on a windy day?"
+
+step "10. review the challenger beside the champion, approve it from the terminal, then roll back"
+CHALLENGER=$(lorag status --json | python -c "import json,sys; print(json.load(sys.stdin)['models']['challenger']['version'])")
+lorag review "$CHALLENGER"
+lorag approve "$CHALLENGER" --by bob --reason "gates passed; answers read in lorag review"
+lorag status
+lorag rollback --index --by alice --reason "demo: back to the previous release, index included"
+lorag history
 
 step "11. drift: the signals the monitor checks and its routing decision, without acting (lorag serve runs the monitor every 30 minutes)"
 lorag drift
