@@ -78,3 +78,14 @@ def test_same_answers_same_numbers(matrix_and_params) -> None:
     stable = [k for k in first.metrics() if "seconds" not in k]
     a, b = first.metrics(), second.metrics()
     assert all((math.isnan(a[k]) and math.isnan(b[k])) or a[k] == b[k] for k in stable)
+
+
+def test_the_question_set_stays_out_of_the_drift_query_log(matrix_and_params) -> None:
+    """The evaluation's fixed questions are not user traffic: logged, they read as a burst of new queries to the
+    drift monitor's query-drift test."""
+    from lorag.drift.querylog import read
+
+    matrix, params = matrix_and_params
+    asked = {q["question"] for q in matrix.questions}
+    logged = {q.query for q in read(params.monitoring.query_log_path)}
+    assert asked and not asked & logged
