@@ -73,3 +73,21 @@ def test_burst_of_50_writes_is_one_event_and_one_reindex_run(prefect_server, mak
     with get_client(sync_client=True) as client:
         runs = client.read_flow_runs(deployment_filter=DeploymentFilter(id=DeploymentFilterId(any_=[reindex_id])))
     assert len(runs) == 1 and runs[0].parameters["reason"] == "docs changed"
+
+
+def test_an_event_to_a_server_that_is_down_is_an_error_not_a_silent_drop(make_project):
+    """Prefect's emit_event drops events when the server is down and exits 0; lorag's delivery must fail loudly,
+    and `lorag watch` refuses to start without a server it can name."""
+    import pytest
+    from typer.testing import CliRunner
+
+    from lorag.cli import app
+    from lorag.events import EventNotDelivered, send_event
+    from lorag.operate import free_port
+
+    root = make_project()
+    down = f"http://127.0.0.1:{free_port()}/api"  # nothing listens there
+    with pytest.raises(EventNotDelivered, match="not delivered .* after 2 tries"):
+        send_event(down, "lorag.docs.changed", root, {"changed_at": "1"}, retries=1, backoff_s=0.01)
+    result = CliRunner().invoke(app, ["watch", "--params", str(root / "params.yaml")], env={"PREFECT_API_URL": ""})
+    assert result.exit_code == 1 and "lorag serve" in result.output
