@@ -155,3 +155,11 @@ def test_cli_review_status_and_history(promo_project: Path) -> None:
     assert history.exit_code == 0 and json.loads(history.stdout)["champion"] == candidate
     text = runner.invoke(app, ["history", "--params", params_file]).stdout
     assert f"approval      bob        v{candidate}" in text and "refused" in text
+
+
+def test_status_reads_the_registry_without_creating_it(tmp_path: Path) -> None:
+    from lorag.promotion.status import model_status
+
+    (tmp_path / "params.yaml").write_text("mlflow:\n  tracking_uri: sqlite:///.lorag/mlflow.db\n")
+    assert model_status(load_params(tmp_path / "params.yaml")) == {"champion": None, "challenger": None}
+    assert not (tmp_path / ".lorag").exists()

@@ -36,12 +36,17 @@ def _metrics(params: Params, version: str) -> dict[str, float | None]:
 
 def model_status(params: Params) -> dict[str, Any]:
     """{"champion": {...} | None, "challenger": {...} | None} read from the registry (nothing is written)."""
-    from lorag.promotion.promote import current_manifest
-    from lorag.tracking.registry import alias_version, champion_source, registry_client
+    import mlflow
 
-    client = registry_client(params)
-    name = params.mlflow.registered_model
+    from lorag.promotion.promote import current_manifest
+    from lorag.tracking.registry import alias_version, champion_source
+
     out: dict[str, Any] = {"champion": None, "challenger": None}
+    uri = params.tracking_uri
+    if uri.startswith("sqlite:///") and not params.path(uri.removeprefix("sqlite:///")).is_file():
+        return out  # nothing tracked yet; a status read must not create the database
+    client = mlflow.MlflowClient(uri)
+    name = params.mlflow.registered_model
     source = champion_source(params, client)
     if source is not None:
         released, version = source
