@@ -301,6 +301,11 @@ class MonitoringParams(_Section):
     new_examples: int = Field(50, ge=1, description="validated examples added since the champion's -> retrain")
     answer_metric: str = Field("adapter_rag.f1", description="the champion's evaluation metric that measures answers")
     min_answer_quality: float = Field(0.0, ge=0.0, le=1.0, description="answer_metric below this -> retrain")
+    max_quality_drop: float = Field(
+        0.05, ge=0.0, le=1.0, description="answer_metric fallen more than this below the champion's recorded value")
+    rerun_evaluation: bool = Field(
+        False, description="re-run the champion's evaluation at each check (generates answers: minutes on a real "
+        "model); false: read its recorded evaluation")
     window: int = Field(3, ge=1, description="M: the last M checks form the window")
     required: int = Field(2, ge=1, description="N: a track runs when N of the last M checks asked for it")
 

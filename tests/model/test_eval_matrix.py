@@ -89,3 +89,30 @@ def test_the_question_set_stays_out_of_the_drift_query_log(matrix_and_params) ->
     asked = {q["question"] for q in matrix.questions}
     logged = {q.query for q in read(params.monitoring.query_log_path)}
     assert asked and not asked & logged
+
+
+def test_drift_answer_quality_rerun_evaluates_the_version_now(rag_project: Path) -> None:
+    """monitoring.rerun_evaluation: the answer-quality signal re-runs the matrix for the version (here the
+    challenger, as a stand-in champion) and reports the drop from its recorded evaluation."""
+    from lorag.drift.signals import answer_quality, rerun_quality
+    from lorag.tracking.evaluation import read_evaluation
+    from lorag.tracking.monitor import ChampionFacts
+
+    params = load_params(rag_project / "params.yaml", ["monitoring.rerun_evaluation=true"])
+    value = rerun_quality(params, "1")
+    assert 0.0 <= value <= 1.0
+    recorded = read_evaluation(params, "1") if _evaluated(params) else {}
+    signal = answer_quality(params, ChampionFacts("1", None, None, None, recorded))
+    assert signal.known and signal.value == value and signal.detail["source"] == "re-run"
+    if recorded:
+        assert signal.detail["drop"] == recorded[params.monitoring.answer_metric] - value
+
+
+def _evaluated(params) -> bool:
+    from lorag.tracking.evaluation import NoEvaluation, read_evaluation
+
+    try:
+        read_evaluation(params, "1")
+        return True
+    except NoEvaluation:
+        return False

@@ -75,3 +75,11 @@ def test_n_of_m_on_a_sequence_with_flapping_and_one_run_per_episode():
     # to the run are answered), 6 and 7 -> run at 7; 8 is calm; 9 has only itself after the run at 7 -> waits.
     assert actions == ["nothing", "nothing", "nothing", "nothing", "nothing", "retrain",
                        "nothing", "retrain", "nothing", "nothing"]
+
+
+def test_a_quality_drop_against_the_recorded_evaluation_retrains_and_a_small_one_does_not():
+    fell = signals(retrieval_health=0.05, answer_quality=(0.5, {"recorded": 0.62, "drop": 0.12}))
+    held = signals(retrieval_health=0.05, answer_quality=(0.6, {"recorded": 0.62, "drop": 0.02}))
+    assert route(fell, [], T).wants == {"retrain"}
+    assert any("fell 0.120" in r for r in route(fell, [], T).rationale)
+    assert route(held, [], T).wants == frozenset()

@@ -74,12 +74,18 @@ def wants(signals: Mapping[str, Signal], t: MonitoringParams) -> tuple[frozenset
         out.add("retrain")
         why.append(f"retrain: queries drifted (MMD p={drift.detail['p_value']:.3g} < {t.drift_p_value}) while retrieval holds")
     quality, corpus, new = known("answer_quality"), known("corpus_change"), known("new_data")
+    state = None
     if quality is not None and quality.value < t.min_answer_quality:
+        state = f"answer quality {quality.value:.3f} < floor {t.min_answer_quality}"
+    elif quality is not None and quality.detail.get("drop", 0.0) > t.max_quality_drop:
+        state = (f"answer quality fell {quality.detail['drop']:.3f} below the champion's recorded value "
+                 f"(> {t.max_quality_drop})")
+    if state is not None:
         if weak:
-            why.append(f"answer quality {quality.value:.3f} low, but retrieval is weak: re-index first")
+            why.append(f"{state} but retrieval is weak: re-index first")
         else:
             out.add("retrain")
-            why.append(f"retrain: answer quality {quality.value:.3f} < {t.min_answer_quality} while retrieval holds")
+            why.append(f"retrain: {state} while retrieval holds")
     if corpus is not None and corpus.value >= t.corpus_change_share:
         out.add("retrain")
         why.append(f"retrain: {corpus.value:.0%} of documents changed since the champion's docs revision")

@@ -150,17 +150,39 @@ def corpus_change(params: Params, champion: ChampionFacts | None) -> Signal:
 
 
 def answer_quality(params: Params, champion: ChampionFacts | None) -> Signal:
+    """The champion's answer metric: re-run on the frozen question set against the index as it is now when
+    monitoring.rerun_evaluation is on (generation: minutes on a real model), else as its evaluation recorded it.
+    The drop from the recorded value is in the detail either way it can be computed."""
     if champion is None:
         return Signal.absent("answer_quality", "no champion yet")
     metric = params.monitoring.answer_metric
-    if champion.evaluation_error:
+    recorded = champion.evaluation.get(metric, NAN)
+    if params.monitoring.rerun_evaluation:
+        try:
+            value = rerun_quality(params, champion.version)
+        except Exception as exc:  # noqa: BLE001 - any failure of the re-run is this signal's missing reason
+            return Signal.absent("answer_quality", f"re-running the champion's evaluation failed: {exc}")
+        source = "re-run"
+    elif champion.evaluation_error:
         return Signal.absent("answer_quality", champion.evaluation_error)
-    value = champion.evaluation.get(metric)
-    if value is None:
-        return Signal.absent("answer_quality", f"the champion's evaluation has no {metric}")
+    else:
+        value, source = recorded, "recorded"
     if math.isnan(value):
-        return Signal.absent("answer_quality", f"{metric} is NaN in the champion's evaluation (not measured)")
-    return Signal("answer_quality", float(value), {"metric": metric, "version": champion.version})
+        return Signal.absent("answer_quality", f"{metric} is NaN or absent in the champion's {source} evaluation")
+    detail: dict[str, Any] = {"metric": metric, "version": champion.version, "source": source}
+    if not math.isnan(recorded):
+        detail.update(recorded=recorded, drop=recorded - value)
+    return Signal("answer_quality", float(value), detail)
+
+
+def rerun_quality(params: Params, version: str) -> float:
+    """`monitoring.answer_metric` of `version` evaluated now (evaluation matrix, no files or MLflow written)."""
+    from lorag.evaluation.matrix import evaluate_matrix
+    from lorag.evaluation.questions import load_question_set
+    from lorag.tracking.adapters import resolve_model
+
+    matrix = evaluate_matrix(params, load_question_set(params), resolve_model(params, str(version)))
+    return float(matrix.metrics().get(params.monitoring.answer_metric, NAN))
 
 
 def new_data(params: Params, champion: ChampionFacts | None) -> Signal:
