@@ -99,3 +99,17 @@ def test_dask_runner_needs_an_address() -> None:
 
     with pytest.raises(ValidationError, match="cluster_address"):
         EmbeddingParams(runner="dask")
+
+
+def test_a_fully_cached_run_never_contacts_the_cluster(tmp_path, make_project) -> None:
+    """Everything in the cache: nothing to embed, so a scheduler that is down must not fail the run."""
+    params = load_params(make_project(name="cached") / "params.yaml")
+    embedder = load_embedder(params.embedding, root=params.root)
+    texts = {text_hash(t): t for t in ("A cached sentence about hives.", "Another cached sentence.")}
+    cache = EmbeddingCache(tmp_path / "cache.sqlite")
+    embed_texts(embedder, cache, texts)  # fill the cache in-process
+    down = params.embedding.model_copy(update={"runner": "dask", "cluster_address": "tcp://127.0.0.1:9"})
+
+    result = embed_texts(embedder, cache, texts, runner=DaskRunner(down, params.root, embedder.fingerprint))
+
+    assert result.reused == 2 and result.computed == 0

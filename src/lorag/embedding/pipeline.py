@@ -45,7 +45,8 @@ def embed_texts(
         misses = [misses[i] for i in order]
     batches = [misses[i : i + embedder.batch_size] for i in range(0, len(misses), embedder.batch_size)]
     run = runner or local_runner(embedder)
-    for i, computed in run([[texts_by_hash[h] for h in batch] for batch in batches]):
+    # Nothing missing, nothing to run: a fully cached run never needs the cluster (it may be down).
+    for i, computed in run([[texts_by_hash[h] for h in batch] for batch in batches]) if batches else ():
         fresh = dict(zip(batches[i], computed, strict=True))
         cache.put_many(embedder.fingerprint, fresh)
         vectors.update(fresh)
