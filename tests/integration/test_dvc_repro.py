@@ -14,11 +14,12 @@ import pytest
 import yaml
 
 from lorag.config import load_params
-from support.behavior import REPO_ROOT, TINY_EVAL, TINY_TRAIN, git, merge
+from support.behavior import REPO_ROOT, TINY_EVAL, TINY_MATRIX, TINY_TRAIN, git, merge
 
 pytestmark = pytest.mark.slow  # the whole pipeline twice, with a real accelerate training
 
-STAGES = ["build_base_model", "prepare_examples", "validate_examples", "train", "evaluate", "register"]
+STAGES = ["build_base_model", "prepare_examples", "validate_examples", "train", "evaluate", "register",
+          "eval_matrix"]
 
 
 def _project(root: Path) -> Path:
@@ -27,7 +28,7 @@ def _project(root: Path) -> Path:
     for rel in ("sample", "infra", "mlflow", "src/lorag"):  # src: the stages list their own modules as deps
         shutil.copytree(REPO_ROOT / rel, root / rel, ignore=shutil.ignore_patterns("__pycache__"))
     params = yaml.safe_load((REPO_ROOT / "params.yaml").read_text(encoding="utf-8"))
-    params = merge(params, {"train": TINY_TRAIN, "adapter_eval": TINY_EVAL})
+    params = merge(params, {"train": TINY_TRAIN, "adapter_eval": TINY_EVAL, "evaluation": TINY_MATRIX})
     (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False), encoding="utf-8")
     (root / ".gitignore").write_text(".lorag/\n__pycache__/\n", encoding="utf-8")
     git(root, "init", "--quiet", "--initial-branch=main")
@@ -74,6 +75,9 @@ def test_repro_trains_once_then_skips_every_stage(tmp_path: Path) -> None:
     lock = yaml.safe_load((root / "dvc.lock").read_text())["stages"]
     examples_md5 = next(o["md5"] for o in lock["prepare_examples"]["outs"])
     assert version.tags["lorag.examples_data_rev"] == examples_md5.removesuffix(".dir")
+    matrix = json.loads(params.evaluation.report_path.read_text())  # the eval_matrix stage's DVC metrics file
+    assert matrix["version"] == "1" and version.tags["lorag.eval_run_id"] == matrix["run_id"]
+    assert matrix["metrics"]["adapter.f1"] is not None and "lorag reindex" in matrix["missing"]["adapter_rag.f1"]
 
     second = _dvc(root, "repro")
     assert second.returncode == 0, second.stderr[-4000:]
@@ -92,7 +96,7 @@ def test_repro_trains_once_then_skips_every_stage(tmp_path: Path) -> None:
     assert json.loads(_dvc(root, "status", "--json").stdout) == {}
 
     text = (root / "params.yaml").read_text(encoding="utf-8")
-    (root / "params.yaml").write_text(text.replace("learning_rate: 0.002", "learning_rate: 0.001"), encoding="utf-8")
+    (root / "params.yaml").write_text(text.replace("learning_rate: 0.005", "learning_rate: 0.001"), encoding="utf-8")
     status = _dvc(root, "status", "--json")
     changed = set(json.loads(status.stdout))
     assert changed == {"train"}  # downstream stages follow once train re-runs; the data stages stay valid

@@ -27,7 +27,9 @@ from support.project import git, merge
 REPO_ROOT = Path(__file__).resolve().parents[2]
 # Tiny, single-thread training: a run is a few seconds of compute on a shared 2-core machine.
 TINY_TRAIN = {"max_steps": 4, "accelerate_config": "cpu-1proc", "threads_per_process": 1, "checkpoint_every": 2,
-              "batch_size": 4}
+              "batch_size": 4,
+              # the demo pre-trains its base model for 600 steps; 2 tiny steps keep the path exercised here
+              "tiny_model": {"pretrain_steps": 2, "pretrain_seq_len": 16}}
 TINY_EVAL = {"citation_samples": 2, "max_new_tokens": 12, "batch_size": 8}
 # The evaluation matrix: 6 held-out questions, short answers, fewer bootstrap resamples.
 TINY_MATRIX = {"max_questions": 6, "max_new_tokens": 16, "bootstrap_resamples": 200}

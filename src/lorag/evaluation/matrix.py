@@ -185,10 +185,10 @@ def evaluate_version(params: Params, model: str = "challenger", *, champion: boo
         except ModelNotFound:
             other = None
     matrix = evaluate_matrix(params, load_question_set(params), candidate, other)
-    write_matrix(matrix, params.evaluation.report_path)
     plot_matrix(matrix, params.evaluation.plot_path)
     if log:
         from lorag.tracking.evaluation import log_evaluation
 
         matrix.run_id = log_evaluation(params, matrix, candidate)
+    write_matrix(matrix, params.evaluation.report_path)  # after logging: the report names its MLflow run
     return matrix
