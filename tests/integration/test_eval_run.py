@@ -16,7 +16,7 @@ pytestmark = pytest.mark.slow
 def test_evaluation_run_is_recorded_and_read_back(rag_project: Path) -> None:
     import mlflow
 
-    from lorag.evaluation.matrix import evaluate_version
+    from lorag.retrain.evaluate import evaluate_version
     from lorag.tracking.evaluation import NoEvaluation, read_evaluation
 
     params = load_params(rag_project / "params.yaml")
@@ -52,7 +52,7 @@ def test_champion_rows_and_paired_difference(rag_project: Path) -> None:
     difference on F1 is exactly 0 with a [0, 0] interval."""
     import mlflow
 
-    from lorag.evaluation.matrix import evaluate_version
+    from lorag.retrain.evaluate import evaluate_version
 
     params = load_params(rag_project / "params.yaml")
     client = mlflow.MlflowClient(params.tracking_uri)

@@ -14,7 +14,7 @@ pytestmark = pytest.mark.slow  # generates 4 x 6 answers after the session's ind
 
 @pytest.fixture(scope="module")
 def matrix_and_params(rag_project: Path):
-    from lorag.evaluation.matrix import evaluate_version
+    from lorag.retrain.evaluate import evaluate_version
 
     params = load_params(rag_project / "params.yaml")
     return evaluate_version(params, "challenger", log=False), params
@@ -72,7 +72,7 @@ def test_metrics_follow_the_contract(matrix_and_params) -> None:
 
 def test_same_answers_same_numbers(matrix_and_params) -> None:
     """Greedy generation + a seeded bootstrap: a second run gives the same matrix (cost aside)."""
-    from lorag.evaluation.matrix import evaluate_version
+    from lorag.retrain.evaluate import evaluate_version
 
     first, params = matrix_and_params
     second = evaluate_version(params, "challenger", log=False)

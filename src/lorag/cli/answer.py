@@ -96,7 +96,7 @@ def eval_cmd(
       lorag eval --logged                (the challenger's recorded evaluation, nothing re-run)
       lorag eval --set evaluation.max_questions=10 --json
     """
-    from lorag.evaluation.matrix import evaluate_version
+    from lorag.retrain.evaluate import evaluate_version
     from lorag.retrieval.search import NoPublishedIndex
     from lorag.tracking.adapters import ModelNotFound
 

@@ -18,7 +18,7 @@ from lorag.drift.querylog import LoggedQuery, read
 
 if TYPE_CHECKING:
     from lorag.config import Params
-    from lorag.tracking.monitor import ChampionFacts
+    from lorag.drift.facts import ChampionFacts
 
 NAN = float("nan")
 

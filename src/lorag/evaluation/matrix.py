@@ -165,30 +165,3 @@ def write_matrix(matrix: EvalMatrix, path: Path) -> Path:
     tmp.write_text(json.dumps(matrix.to_dict(), indent=2) + "\n", encoding="utf-8")
     tmp.rename(path)
     return path
-
-
-def evaluate_version(params: Params, model: str = "challenger", *, champion: bool = True,
-                     log: bool = True) -> EvalMatrix:
-    """Resolve `model` (alias or version) and the champion, run the matrix, write the report and plot and, with
-    `log`, record the evaluation run in MLflow and tag the version with it (`lorag.eval_run_id`)."""
-    from lorag.evaluation.plots import plot_matrix
-    from lorag.evaluation.questions import load_question_set
-    from lorag.tracking.adapters import ModelNotFound, find_version, resolve_model
-
-    candidate = resolve_model(params, model)
-    other = None
-    if champion:
-        try:
-            found = find_version(params, "champion")
-            if str(found.version) != candidate.version:
-                other = resolve_model(params, "champion")
-        except ModelNotFound:
-            other = None
-    matrix = evaluate_matrix(params, load_question_set(params), candidate, other)
-    plot_matrix(matrix, params.evaluation.plot_path)
-    if log:
-        from lorag.tracking.evaluation import log_evaluation
-
-        matrix.run_id = log_evaluation(params, matrix, candidate)
-    write_matrix(matrix, params.evaluation.report_path)  # after logging: the report names its MLflow run
-    return matrix

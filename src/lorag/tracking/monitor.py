@@ -10,8 +10,9 @@ from __future__ import annotations
 import json
 import math
 import time
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
+
+from lorag.drift.facts import ChampionFacts
 
 if TYPE_CHECKING:
     from lorag.config import Params
@@ -19,16 +20,6 @@ if TYPE_CHECKING:
     from lorag.drift.signals import Signal
 
 CHAMPION = "champion"
-
-
-@dataclass(frozen=True)
-class ChampionFacts:
-    version: str
-    docs_rev: str | None  # docs data revision of the index the champion was registered with
-    examples_rev: str | None
-    examples: int | None  # examples its training run read
-    evaluation: dict[str, float] = field(default_factory=dict)
-    evaluation_error: str | None = None  # why `evaluation` is empty
 
 
 def _tag(tags: dict[str, str], key: str) -> str | None:
