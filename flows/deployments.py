@@ -99,11 +99,16 @@ def operated_reindex(params_path: str, reason: str = "schedule", changed_at: str
 
 @flow(name=OPERATED_RETRAIN, log_prints=True)
 def operated_retrain(params_path: str, reason: str = "schedule", overrides: list[str] | None = None) -> dict:
-    """A deployed retrain: collapse to the newest due run, then the retrain flow."""
+    """A deployed retrain: collapse to the newest due run, then the retrain flow up to the gate decision.
+
+    It does not pause for the reviewer: the deployment's concurrency slot would be held for up to
+    promotion.approval_timeout_s and every later trigger would queue behind a person. The gated challenger waits
+    in the registry; `lorag review` / `lorag approve` decide it from a terminal.
+    """
     skipped = _superseded("retrain")
     if skipped is not None:
         return skipped
-    return {**retrain_flow(params_path, overrides or []), "trigger": reason}
+    return {**retrain_flow(params_path, overrides or [], wait_for_review=False), "trigger": reason}
 
 
 def build_deployments(params_path: str | Path, retrain_overrides: list[str] | None = None) -> list[Any]:
