@@ -164,11 +164,16 @@ def evaluate_adapter(params: Params, adapter_dir: Path) -> EvalReport:
 
 
 def write_report(report: EvalReport, path: Path) -> Path:
-    """eval.json, written atomically (DVC reads it as a metrics file)."""
+    """eval.json (DVC reads it as a metrics file)."""
+    return write_metrics_file(report.to_dict(), path)
+
+
+def write_metrics_file(data: dict[str, Any], path: Path) -> Path:
+    """A JSON metrics file written atomically: DVC (or a reader) never sees half of it."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(report.to_dict(), indent=2) + "\n", encoding="utf-8")
+    tmp.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
     tmp.rename(path)
     return path
 

@@ -9,7 +9,6 @@ named by the contract in lorag.evaluation.names.
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -158,10 +157,7 @@ def evaluate_matrix(params: Params, qs: QuestionSet, candidate: ResolvedModel,
 
 
 def write_matrix(matrix: EvalMatrix, path: Path) -> Path:
-    """eval_matrix.json, atomically (DVC reads it as a metrics file)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(matrix.to_dict(), indent=2) + "\n", encoding="utf-8")
-    tmp.rename(path)
-    return path
+    """eval_matrix.json (DVC reads it as a metrics file)."""
+    from lorag.evaluation.adapter_eval import write_metrics_file
+
+    return write_metrics_file(matrix.to_dict(), path)

@@ -31,12 +31,7 @@ def plot_training_and_eval(metrics: Sequence[dict[str, Any]], report: Any, out: 
     right.set_xticks(range(len(keys)), names, fontsize=8)
     right.set(title=f"held-out eval ({report.examples} examples, {report.citation_samples} generated)")
     right.legend()
-    fig.tight_layout()
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=100)
-    plt.close(fig)
-    return out
+    return _save(fig, out)
 
 
 _HEAT_METRICS = ("exact_match", "f1", "cited_format", "citation_validity", "citation_accuracy", "groundedness")
@@ -78,6 +73,13 @@ def plot_matrix(matrix: Any, out: Path) -> Path:
     cost.invert_yaxis()
     cost.set_title("cost per answer", fontsize=9)
     cost.legend(fontsize=7)
+    return _save(fig, out)
+
+
+def _save(fig: Any, out: Path) -> Path:
+    """Write a figure as PNG (folders made) and free it: pyplot keeps every open figure alive otherwise."""
+    import matplotlib.pyplot as plt
+
     fig.tight_layout()
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
