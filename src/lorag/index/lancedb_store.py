@@ -3,7 +3,7 @@
 Writes are `merge_insert` upserts keyed by chunk_id. Search is always current: rows written after the last
 index build are flat-scanned and deleted rows are masked by LanceDB itself, so index maintenance (compaction,
 merging new rows into the full-text and vector indexes) only affects speed. The store does that maintenance at
-the end of a write once enough unindexed data piled up, so callers never need a separate "finalize" step.
+the end of each write (see MAX_FTS_SEGMENTS), so callers never need a separate "finalize" step.
 Aliases and per-alias state live in a small `_lorag_meta` table; each change is one atomic merge_insert.
 """
 
@@ -22,11 +22,13 @@ import numpy as np
 from lorag.index.protocol import (
     IndexRow,
     IndexStoreError,
+    QueryVector,
     RowMeta,
     SearchHit,
     SearchMode,
     check_name,
     check_search_args,
+    resolve_vector,
 )
 from lorag.index.fusion import relative_score_fusion
 
@@ -38,6 +40,12 @@ OVERFETCH = 4  # hybrid: candidates taken from each list per requested hit
 # Maintenance triggers: each upsert adds a fragment and unindexed rows; past these, compact and merge indexes.
 MAX_FRAGMENTS = 16
 MAX_UNINDEXED = 8192
+# Full-text rows not yet in the index are tokenised and scored on every query: 1.7k of them cost 15 ms of an
+# 18 ms query at 100k rows (bench/query_latency.py). So each write indexes its own rows at once as a new index
+# segment (~10-20 ms for a few hundred rows, whatever the table size), and the segments are merged into one
+# (which rewrites the whole index: ~0.2 s at 100k) only once this many piled up; 16 segments measured no slower
+# to query than one.
+MAX_FTS_SEGMENTS = 8
 # A flat scan of 384-d vectors costs ~80 ms at 100k rows here: past ANN_MIN_ROWS the store builds an ANN index.
 ANN_MIN_ROWS = 20_000
 # IVF_HNSW_SQ (an HNSW graph over 8-bit scalar-quantised vectors in each IVF partition), every partition probed:
@@ -217,7 +225,7 @@ class LanceDBStore:
         self,
         collection: str,
         query_text: str,
-        query_vector: np.ndarray,
+        query_vector: QueryVector,
         top_k: int,
         alpha: float,
         mode: SearchMode = "hybrid",
@@ -229,13 +237,14 @@ class LanceDBStore:
         table = self._table(collection)
         text = (query_text or "").strip()
         if mode == "dense" or not text:  # nothing to match on: the vector still answers
-            return self._dense(table, query_vector, top_k)
+            return self._dense(table, resolve_vector(query_vector), top_k)
         if mode == "fulltext":
             return self._fulltext(table, text, top_k)
         k = OVERFETCH * top_k
-        # The two searches are independent and LanceDB releases the GIL: run them side by side.
+        # The two searches are independent and LanceDB releases the GIL: the full-text search runs in a thread
+        # while this one computes the query vector (when given a function) and runs the dense search.
         fulltext = self._pool().submit(self._fulltext, table, text, k)
-        dense = self._dense(table, query_vector, k)
+        dense = self._dense(table, resolve_vector(query_vector), k)
         return relative_score_fusion(dense, fulltext.result(), alpha, top_k)
 
     def _dense(self, table: Any, query_vector: np.ndarray, k: int) -> list[SearchHit]:
@@ -360,11 +369,17 @@ class LanceDBStore:
 
         fts, vec = self._index_names(table)
         stats = table.stats()
-        unindexed = table.index_stats(fts).num_unindexed_rows if fts else 0
+        fts_stats = table.index_stats(fts) if fts else None
+        unindexed = fts_stats.num_unindexed_rows if fts_stats else 0
         if stats["fragment_stats"]["num_fragments"] >= MAX_FRAGMENTS or unindexed >= MAX_UNINDEXED:
             table.optimize(cleanup_older_than=KEEP_VERSIONS)
+            fts_stats = table.index_stats(fts) if fts else None
         if fts is None:
             table.create_index("text", config=FTS(), replace=True)
+        elif fts_stats.num_unindexed_rows or fts_stats.num_indices >= MAX_FTS_SEGMENTS:
+            # 0: the new rows become a new segment; n: they and the newest n segments become one
+            merge = fts_stats.num_indices if fts_stats.num_indices >= MAX_FTS_SEGMENTS else 0
+            table.to_lance().optimize.optimize_indices(index_names=[fts], num_indices_to_merge=merge)
         rows = int(stats["num_rows"])
         built = self._meta_get(f"ann/{table.name}") if vec else None
         # (Re)build when the table first gets large, and again each time it doubles: IVF centroids trained on
