@@ -348,6 +348,25 @@ def test_hybrid_blends_both_lists(filled: tuple[Backend, str, list[IndexRow]]) -
     assert all(0.0 <= h.score <= 1.0 + 1e-6 for h in hits)
 
 
+def test_query_vector_may_be_a_function_called_only_when_needed(filled: tuple[Backend, str, list[IndexRow]]) -> None:
+    """search() passes a function that embeds the query: full-text never calls it, the other modes call it once
+    and answer exactly as with the vector itself."""
+    backend, name, rows = filled
+    calls: list[int] = []
+
+    def embed() -> np.ndarray:
+        calls.append(1)
+        return rows[-1].vector
+
+    assert ids(backend.store.search(name, RARE, embed, 5, 0.0, mode="fulltext")) == [rare_row(rows).meta.chunk_id]
+    assert calls == []
+    for mode in ("hybrid", "dense"):
+        expected = ids(backend.store.search(name, f"{RARE} pip", rows[-1].vector, 4, 0.5, mode=mode))
+        calls.clear()
+        assert ids(backend.store.search(name, f"{RARE} pip", embed, 4, 0.5, mode=mode)) == expected
+        assert calls == [1], mode
+
+
 def test_blank_query_text_falls_back_to_dense(filled: tuple[Backend, str, list[IndexRow]]) -> None:
     backend, name, rows = filled
     dense = ids(backend.store.search(name, "", rows[2].vector, 5, 1.0, mode="dense"))
@@ -502,4 +521,27 @@ def test_lancedb_ann_index_keeps_recall(tmp_path: Path, monkeypatch: pytest.Monk
         exact = int(np.argmax(vectors @ (query / np.linalg.norm(query))))
         hits = store.search("big", "", query / np.linalg.norm(query), 1, 1.0, mode="dense")
         assert ids(hits) == [by_ordinal[exact]]
+    store.close()
+
+
+def test_lancedb_full_text_index_covers_every_write(tmp_path: Path) -> None:
+    """Rows a write adds are in the full-text index when the write returns (rows outside it are scanned on every
+    query), and the index's segments are merged before they pile up."""
+    from lorag.index.lancedb_store import MAX_FTS_SEGMENTS, LanceDBStore
+
+    store = LanceDBStore(tmp_path / "index")
+    store.create_collection("notes", DIM)
+    template = make_rows()[0]
+    vectors = unit(np.random.default_rng(5), 3 * MAX_FTS_SEGMENTS)
+    segments = []
+    for i, vector in enumerate(vectors):
+        meta = replace(template.meta, chunk_id=str(uuid.uuid4()), doc_id=f"notes/{i}.md", ordinal=i)
+        store.upsert("notes", [IndexRow(meta, f"note {i} mentions the codeword fig{i} once", vector)])
+        stats = store._table("notes").index_stats("text_idx")
+        assert stats.num_unindexed_rows == 0, f"write {i} left rows outside the full-text index"
+        segments.append(stats.num_indices)
+    assert max(segments) <= MAX_FTS_SEGMENTS and segments[-1] < segments[MAX_FTS_SEGMENTS - 2], segments
+    for i in (0, MAX_FTS_SEGMENTS, len(vectors) - 1):
+        hits = store.search("notes", f"fig{i}", vectors[i], 3, 0.0, mode="fulltext")
+        assert [h.doc_id for h in hits] == [f"notes/{i}.md"]
     store.close()

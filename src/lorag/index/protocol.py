@@ -3,13 +3,20 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
 import numpy as np
 
 SearchMode = Literal["hybrid", "dense", "fulltext"]
+# The query's vector, or a function that computes it: a store calls it only when the vector is needed, and can
+# run the full-text search meanwhile (a full-text search never needs it).
+QueryVector = np.ndarray | Callable[[], np.ndarray]
+
+
+def resolve_vector(query_vector: QueryVector) -> np.ndarray:
+    return query_vector() if callable(query_vector) else query_vector
 
 
 @dataclass(frozen=True)
@@ -68,7 +75,7 @@ class IndexStore(Protocol):
         self,
         collection: str,
         query_text: str,
-        query_vector: np.ndarray,
+        query_vector: QueryVector,
         top_k: int,
         alpha: float,
         mode: SearchMode = "hybrid",

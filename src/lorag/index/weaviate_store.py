@@ -27,11 +27,13 @@ import numpy as np
 from lorag.index.protocol import (
     IndexRow,
     IndexStoreError,
+    QueryVector,
     RowMeta,
     SearchHit,
     SearchMode,
     check_name,
     check_search_args,
+    resolve_vector,
 )
 from lorag.index.weaviate_connect import client_errors, connect_weaviate, endpoint_from_env, one_line
 from lorag.index.weaviate_schema import (
@@ -249,7 +251,7 @@ class WeaviateStore:
         self,
         collection: str,
         query_text: str,
-        query_vector: np.ndarray,
+        query_vector: QueryVector,
         top_k: int,
         alpha: float,
         mode: SearchMode = "hybrid",
@@ -261,18 +263,18 @@ class WeaviateStore:
         if top_k <= 0:
             return []
         query, text = self._col(collection).query, (query_text or "").strip()
-        vector = np.asarray(query_vector, dtype=np.float32).reshape(-1).tolist()
         common = {"limit": top_k, "return_properties": HIT_COLUMNS}
+        if mode == "fulltext" and text:
+            res = query.bm25(text, query_properties=["text"], return_metadata=MetadataQuery(score=True), **common)
+            return [hit(o.properties, float(o.metadata.score or 0.0)) for o in res.objects]
+        vector = np.asarray(resolve_vector(query_vector), dtype=np.float32).reshape(-1).tolist()
         if mode == "dense" or not text:  # nothing to match on: the vector still answers
             res = query.near_vector(vector, target_vector=VECTOR, return_metadata=MetadataQuery(distance=True), **common)
             return [hit(o.properties, 1.0 - float(o.metadata.distance)) for o in res.objects]
-        if mode == "fulltext":
-            res = query.bm25(text, query_properties=["text"], return_metadata=MetadataQuery(score=True), **common)
-        else:
-            res = query.hybrid(
-                text, vector=vector, alpha=alpha, fusion_type=HybridFusion.RELATIVE_SCORE, query_properties=["text"],
-                target_vector=VECTOR, return_metadata=MetadataQuery(score=True), **common,
-            )  # fmt: skip
+        res = query.hybrid(
+            text, vector=vector, alpha=alpha, fusion_type=HybridFusion.RELATIVE_SCORE, query_properties=["text"],
+            target_vector=VECTOR, return_metadata=MetadataQuery(score=True), **common,
+        )  # fmt: skip
         return [hit(o.properties, float(o.metadata.score or 0.0)) for o in res.objects]
 
     # -- aliases and state -----------------------------------------------------------------------------------

@@ -32,11 +32,12 @@ def search(
     store = _open_store(params)
     fingerprint, query_embedder = _embedders(params)
     collection = _checked_collection(params, store, fingerprint)
-    vector = query_embedder.embed([query])[0]
     hits = store.search(
         collection,
         query,
-        vector,
+        # A function, not the vector: a full-text search never embeds the query, and a hybrid search embeds it
+        # while the full-text half runs.
+        lambda: query_embedder.embed([query])[0],
         top_k=params.search.top_k if top_k is None else top_k,
         alpha=params.search.alpha if alpha is None else alpha,
         mode=mode,
