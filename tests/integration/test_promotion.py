@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -48,6 +49,7 @@ def test_promote_rollback_promote_round_trip(promo_project: Path) -> None:
     assert manifest["gate_decision"]["first_model"] and manifest["index_source_collection"] == first_state["collection"]
     assert champion_source(params) == (manifest["released_version"], "1")
     assert approve(params, ApprovalRequest("1", "alice", "again")) == current_manifest(params)  # idempotent
+    assert _served_app(params) == {"champion": _app_of(params, "1"), "previous-champion": None}
     t_first = datetime.now(timezone.utc)
 
     # the documents change and the index is rebuilt (keep_last 1 would drop the old collection: a release protects it)
@@ -59,6 +61,7 @@ def test_promote_rollback_promote_round_trip(promo_project: Path) -> None:
     second = twin(params, good_metrics(0.52))
     manifest2 = approve(params, ApprovalRequest(second, "bob", "better citations"))
     assert champion_source(params)[1] == second
+    assert _served_app(params) == {"champion": _app_of(params, second), "previous-champion": _app_of(params, "1")}
     assert manifest2["docs_data_rev"] != manifest["docs_data_rev"]
     assert "zz-new.md" in _search_ok(params, "Where do drones gather in congregation areas?")
 
@@ -67,6 +70,7 @@ def test_promote_rollback_promote_round_trip(promo_project: Path) -> None:
     assert result["to_version"] == "1" and result["verified"] == {"alias": "champion", "version":
                                                                   manifest["released_version"], "loaded": True}
     assert champion_source(params)[1] == "1"
+    assert _served_app(params) == {"champion": _app_of(params, "1"), "previous-champion": None}
     state = published_state(params)
     assert state["data_rev"] == manifest["docs_data_rev"] and state["collection"] == result["index"]["collection"]
     assert "zz-new.md" not in _search_ok(params, "Where do drones gather in congregation areas?")
@@ -83,6 +87,24 @@ def test_promote_rollback_promote_round_trip(promo_project: Path) -> None:
     assert {"gate_decision", "approval", "alias_move", "rollback", "index_restore"} <= set(kinds)
     with pytest.raises(ApprovalRefused):
         approve(params, ApprovalRequest("1", "alice", "older one"))  # superseded by the champion
+
+
+def _app_of(params: Any, version: str) -> str:
+    """The RAG app version registered with candidate adapter `version`."""
+    from lorag.tracking.rag_app import TAG_RAG_VERSION
+    from lorag.tracking.registry import registry_client
+
+    return registry_client(params).get_model_version(params.mlflow.registered_model, version).tags[TAG_RAG_VERSION]
+
+
+def _served_app(params: Any) -> dict[str, str | None]:
+    """For each alias of the released RAG app: the candidate app version it was copied from (None: no alias)."""
+    from lorag.tracking.rag_app import TAG_SOURCE_RAG_VERSION, released_rag_app_name
+    from lorag.tracking.registry import alias_version, registry_client
+
+    client = registry_client(params)
+    found = {a: alias_version(client, released_rag_app_name(params), a) for a in ("champion", "previous-champion")}
+    return {a: None if v is None else v.tags[TAG_SOURCE_RAG_VERSION] for a, v in found.items()}
 
 
 @pytest.mark.parametrize(("who", "metrics", "extra", "rule"), [

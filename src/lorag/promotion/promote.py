@@ -2,7 +2,8 @@
 
 Order, so that a crash anywhere leaves the registry as it was or the promotion complete: check the rules, build
 the release manifest (freezing the index), copy the version into the released model, then move
-`previous-champion` and `champion` there, each move logged. Approving the version that is already champion is a
+`previous-champion` and `champion` there, each move logged, and the released RAG app's aliases after them
+(lorag.tracking.rag_app.follow_release). Approving the version that is already champion is a
 no-op that returns its manifest.
 """
 
@@ -53,12 +54,14 @@ def approve(params: Params, request: ApprovalRequest) -> dict[str, Any]:
     from lorag.promotion.manifest import MissingLink
     from lorag.promotion.review import auth_user, build_review, record_decision
     from lorag.tracking.evaluation import NoEvaluation
+    from lorag.tracking.rag_app import follow_release
     from lorag.tracking.registry import champion_source, registry_client
 
     client = registry_client(params)
     source = champion_source(params, client)
     if source is not None and source[1] == str(request.version):
-        return current_manifest(params)  # already champion: approving again changes nothing
+        follow_release(params, client)  # repairs a promotion that crashed before the app's aliases moved
+        return current_manifest(params)  # already champion: approving again changes nothing else
     try:
         review = build_review(params, request.version)
     except NoEvaluation as exc:
@@ -143,6 +146,7 @@ def _local_base_revision(params: Params, tags: dict[str, str]) -> str | None:
 def _release(params: Params, client: Any, review: Review, request: ApprovalRequest, manifest: dict[str, Any],
              source: tuple[str, str] | None) -> None:
     from lorag.promotion.manifest import manifest_hash
+    from lorag.tracking.rag_app import follow_release
     from lorag.tracking.registry import CHAMPION, PREVIOUS_CHAMPION, release_copy
 
     released_name = params.promotion.released_model
@@ -164,6 +168,7 @@ def _release(params: Params, client: Any, review: Review, request: ApprovalReque
     if source is not None:
         move_alias(params, client, PREVIOUS_CHAMPION, source[0], request.by, request.reason)
     move_alias(params, client, CHAMPION, released, request.by, request.reason)
+    follow_release(params, client)
 
 
 def move_alias(params: Params, client: Any, alias: str, released: str | None, actor: str, reason: str) -> None:

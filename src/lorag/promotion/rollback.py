@@ -21,6 +21,7 @@ class RollbackError(RuntimeError):
 def rollback(params: Params, by: str, reason: str, *, index: bool = False, load: bool = True) -> dict[str, Any]:
     """Move `champion` to the previous release; returns {from, to, verified, index}."""
     from lorag.promotion.promote import _event, current_manifest, move_alias, require_approver
+    from lorag.tracking.rag_app import follow_release
     from lorag.tracking.registry import CHAMPION, PREVIOUS_CHAMPION, alias_version, champion_source, registry_client
 
     if not reason.strip():
@@ -37,6 +38,7 @@ def rollback(params: Params, by: str, reason: str, *, index: bool = False, load:
     before_target = _release_before(params, client, target_released)
     move_alias(params, client, CHAMPION, target_released, by, reason)
     move_alias(params, client, PREVIOUS_CHAMPION, before_target, by, reason)
+    follow_release(params, client)
     verified = verify_champion(params, client, target_released, load=load)
     manifest = current_manifest(params, target_released) or {}
     restored = None

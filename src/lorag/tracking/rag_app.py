@@ -101,3 +101,59 @@ def log_rag_app(params: Params, registered: Registered, adapter_dir: Path) -> st
     client.set_model_version_tag(params.mlflow.registered_model, registered.version, TAG_RAG_VERSION, version)
     client.set_registered_model_alias(name, "challenger", version)
     return version
+
+
+# -- the released RAG app: its aliases follow the released adapter's ----------------------------------------------
+TAG_SOURCE_RAG_VERSION = "lorag.source_rag_version"  # on a released app version: the app version it was copied from
+
+
+def released_rag_app_name(params: Params) -> str:
+    return f"{params.promotion.released_model}-rag"
+
+
+def follow_release(params: Params, client: Any) -> dict[str, str | None]:
+    """Point `champion` and `previous-champion` of `<promotion.released_model>-rag` at the RAG app of the adapter
+    versions those aliases name on the released model (the app is copied there once, like the adapter), or remove
+    them where that version has no app. Returns {alias: released app version or None}.
+
+    Run after every alias move: `models:/<released>-rag@champion` then always serves the champion adapter.
+    Derived entirely from the released model's aliases, so running it again repairs a crash between the moves.
+    """
+    from lorag.tracking.registry import CHAMPION, PREVIOUS_CHAMPION, TAG_SOURCE_VERSION, alias_version
+
+    out: dict[str, str | None] = {}
+    for alias in (CHAMPION, PREVIOUS_CHAMPION):
+        released = alias_version(client, params.promotion.released_model, alias)
+        source = None if released is None else (released.tags or {}).get(TAG_SOURCE_VERSION)
+        app = None
+        if source is not None:
+            app = client.get_model_version(params.mlflow.registered_model, source).tags.get(TAG_RAG_VERSION)
+        out[alias] = None if app is None else _release_app_copy(params, client, app)
+        _point(client, released_rag_app_name(params), alias, out[alias])
+    return out
+
+
+def _release_app_copy(params: Params, client: Any, app_version: str) -> str:
+    from mlflow.exceptions import MlflowException
+
+    name = released_rag_app_name(params)
+    try:
+        client.get_registered_model(name)
+    except MlflowException:
+        client.create_registered_model(name, description="RAG apps of approved adapter versions (lorag promotion)")
+    found = client.search_model_versions(f"name = '{name}' and tags.`{TAG_SOURCE_RAG_VERSION}` = '{app_version}'")
+    if found:
+        return str(max(int(v.version) for v in found))
+    copied = client.copy_model_version(f"models:/{rag_app_name(params)}/{app_version}", name)
+    client.set_model_version_tag(name, str(copied.version), TAG_SOURCE_RAG_VERSION, app_version)
+    return str(copied.version)
+
+
+def _point(client: Any, name: str, alias: str, version: str | None) -> None:
+    from lorag.tracking.registry import alias_version
+
+    current = alias_version(client, name, alias)
+    if version is not None and (current is None or str(current.version) != version):
+        client.set_registered_model_alias(name, alias, version)
+    elif version is None and current is not None:
+        client.delete_registered_model_alias(name, alias)
