@@ -93,3 +93,14 @@ def test_champion_signals_corpus_change_new_data_and_answer_quality_reason(make_
 
     quality = answer_quality(params, champion)
     assert not quality.known and "evaluation" in quality.missing
+
+    # An approval releases a version into promotion.released_model, where `champion` lives from then on.
+    from lorag.tracking.registry import release_copy
+
+    released = client.create_model_version(name, f"runs:/{run.info.run_id}/adapter", run_id=run.info.run_id,
+                                           tags={"lorag.index_data_rev": "rev-of-v2", "lorag.train_run_id":
+                                                 run.info.run_id})
+    client.set_registered_model_alias(params.promotion.released_model, "champion",
+                                      release_copy(params, client, str(released.version)))
+    champion = champion_facts(params)
+    assert (champion.version, champion.docs_rev) == (str(released.version), "rev-of-v2")

@@ -28,18 +28,19 @@ def _tag(tags: dict[str, str], key: str) -> str | None:
 
 
 def champion_facts(params: Params) -> ChampionFacts | None:
-    """The `champion` version's lineage and evaluation, or None when no version carries the alias."""
+    """The champion's candidate version (released by `lorag approve` into promotion.released_model, where the
+    alias lives), its lineage and evaluation; None when nothing is champion yet."""
     from mlflow import MlflowClient
-    from mlflow.exceptions import MlflowException
 
     from lorag.tracking import configure_mlflow
+    from lorag.tracking.adapters import ModelNotFound, find_version
 
     configure_mlflow(params, params.mlflow.train_experiment)
     client = MlflowClient(params.tracking_uri)
     try:
-        mv = client.get_model_version_by_alias(params.mlflow.registered_model, CHAMPION)
-    except MlflowException:
-        return None  # no registered model, or no champion alias yet
+        mv = find_version(params, CHAMPION)
+    except ModelNotFound:
+        return None  # no registered model, or no champion yet
     tags = dict(mv.tags)
     examples = None
     run_id = _tag(tags, "lorag.train_run_id") or mv.run_id
