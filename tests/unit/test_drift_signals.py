@@ -3,6 +3,7 @@ differ from the published index, and `lorag drift` showing a decision without re
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import mlflow
@@ -104,3 +105,22 @@ def test_champion_signals_corpus_change_new_data_and_answer_quality_reason(make_
                                       release_copy(params, client, str(released.version)))
     champion = champion_facts(params)
     assert (champion.version, champion.docs_rev) == (str(released.version), "rev-of-v2")
+    at_rev = dataclasses.replace(champion, docs_rev=docs_rev)  # a docs revision this project's DVC cache holds
+    assert corpus_change(params, at_rev).detail["chunks_missing"] == "the champion's release froze no index"
+
+    # Its release froze the published index: chunk texts are compared with it (the edit above is not indexed yet).
+    from lorag.promotion.index_release import freeze_index
+
+    frozen = freeze_index(params, str(released.version))["index_collection"]
+    released_version = client.get_model_version_by_alias(params.promotion.released_model, "champion").version
+    client.set_model_version_tag(params.promotion.released_model, released_version,
+                                 "lorag.release.index_collection", frozen)
+    champion = champion_facts(params)
+    assert champion.index_collection == frozen
+    params.corpus.docs_dir.joinpath("notes.txt").write_text("Plain text notes.\n\nRewritten after the release.\n")
+    before = corpus_change(params, dataclasses.replace(champion, docs_rev=docs_rev)).detail
+    assert (before["chunks_added"], before["chunks_removed"], before["chunks_changed_share"]) == (0, 0, 0.0)
+    run_reindex(params)
+    after = corpus_change(params, dataclasses.replace(champion, docs_rev=docs_rev)).detail
+    assert after["chunks_added"] >= 1 and after["chunks_removed"] >= 1
+    assert 0 < after["chunks_changed_share"] < 1

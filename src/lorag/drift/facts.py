@@ -14,3 +14,4 @@ class ChampionFacts:
     examples: int | None  # examples its training run read
     evaluation: dict[str, float] = field(default_factory=dict)
     evaluation_error: str | None = None  # why `evaluation` is empty
+    index_collection: str | None = None  # the frozen index of its release (None: released before freezing, or never)

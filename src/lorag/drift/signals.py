@@ -3,7 +3,8 @@
     query_drift       MMD^2 of recent query embeddings vs the window before them (p-value in detail)
     retrieval_health  share of recent queries whose best hit is empty or weak (cosine under weak_score)
     docs_unindexed    documents that differ from what the published index holds (added, removed, modified)
-    corpus_change     share of documents changed since the champion's docs revision
+    corpus_change     share of documents changed since the champion's docs revision (and of chunk texts, against
+                      the index frozen at its release, in detail)
     answer_quality    the champion's answer metric from its evaluation (the evaluation matrix contract)
     new_data          validated training examples added since the champion's examples
 """
@@ -146,7 +147,29 @@ def corpus_change(params: Params, champion: ChampionFacts | None) -> Signal:
     wanted = {s.lower() for s in params.corpus.suffixes}
     old = {k: v for k, v in old.items() if ("." + k.rsplit(".", 1)[-1].lower()) in wanted}
     share, counts = changed_share(old, _current_manifest(params))
-    return Signal("corpus_change", share, {**counts, "champion_docs_rev": champion.docs_rev})
+    return Signal("corpus_change", share, {**counts, "champion_docs_rev": champion.docs_rev,
+                                           **chunk_change(params, champion.index_collection)})
+
+
+def chunk_change(params: Params, frozen: str | None) -> dict[str, Any]:
+    """Chunk texts added and removed between the champion's frozen index and the published one, and their share
+    of the union (a document edit that touches one paragraph moves one chunk, not the whole document)."""
+    from collections import Counter
+
+    from lorag.index.stores import open_store, published_state
+
+    state = published_state(params)
+    if frozen is None or state is None:
+        why = "the champion's release froze no index" if frozen is None else "nothing is published"
+        return {"chunks_missing": why}
+    with open_store(params) as store:
+        if frozen not in store.list_collections():
+            return {"chunks_missing": f"the champion's frozen index {frozen} is gone"}
+        old = Counter(m.text_hash for m in store.fetch_meta(frozen).values())
+        new = Counter(m.text_hash for m in store.fetch_meta(state["collection"]).values())
+    added, removed, union = sum((new - old).values()), sum((old - new).values()), sum((old | new).values())
+    return {"chunks_added": added, "chunks_removed": removed, "chunks": sum(new.values()),
+            "chunks_changed_share": (added + removed) / union if union else 0.0}
 
 
 def answer_quality(params: Params, champion: ChampionFacts | None) -> Signal:

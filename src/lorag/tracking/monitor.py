@@ -49,7 +49,18 @@ def champion_facts(params: Params) -> ChampionFacts | None:
         examples = None if value is None else int(value)
     evaluation, error = _evaluation(params, str(mv.version))
     return ChampionFacts(str(mv.version), _tag(tags, "lorag.index_data_rev"), _tag(tags, "lorag.examples_data_rev"),
-                         examples, evaluation, error)
+                         examples, evaluation, error, _frozen_index(params, client))
+
+
+def _frozen_index(params: Params, client: Any) -> str | None:
+    """The index collection frozen when the champion was released (lorag.promotion.index_release)."""
+    from lorag.tracking.registry import champion_source
+
+    source = champion_source(params, client)
+    if source is None:
+        return None
+    tags = client.get_model_version(params.promotion.released_model, source[0]).tags or {}
+    return _tag(tags, "lorag.release.index_collection")
 
 
 def _evaluation(params: Params, version: str) -> tuple[dict[str, float], str | None]:
