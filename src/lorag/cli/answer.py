@@ -57,9 +57,9 @@ def ask_cmd(
 
 
 def _show_answer(answer: Any) -> None:
-    from rich.console import Console
+    from lorag.console import output_console
 
-    console = Console()
+    console = output_console()
     console.print(f"[dim]{answer.model}, {'RAG' if answer.rag else 'no retrieval'}, {answer.generated_tokens} "
                   f"tokens in {answer.seconds:.2f} s[/dim]", highlight=False)
     console.print(answer.answer or "[dim](empty answer)[/dim]", highlight=False)

@@ -80,9 +80,9 @@ def search(
     if as_json:
         print(json.dumps(hits_as_json(hits), indent=2))
         return
-    from rich.console import Console
+    from lorag.console import output_console
 
-    console = Console()
+    console = output_console()
     for i, hit in enumerate(hits, 1):
         console.print(f"[bold][{i}][/bold] [cyan]{citation(hit)}[/cyan]  score {hit.score:.3f}")
         snippet = " ".join(hit.text.split())
@@ -120,7 +120,7 @@ def status(
     if as_json:
         print(json.dumps({**state, "documents": documents, "models": models}, indent=2, default=str))
         return
-    from rich.console import Console
+    from lorag.console import output_console
     from rich.table import Table
 
     table = Table(show_header=False, box=None)
@@ -133,7 +133,7 @@ def status(
         ("embedder", state["embedder"][:16]), ("previous builds", ", ".join(state.get("history") or []) or "-"),
     ]:
         table.add_row(f"[bold]{key}[/bold]", str(value))
-    console = Console()
+    console = output_console()
     console.print(table)
     print_models(console, models)
     if state.get("pending"):

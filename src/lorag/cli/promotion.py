@@ -61,10 +61,10 @@ def review(
 
 
 def _print_review(found: Any, rows: list, lineage: dict) -> None:
-    from rich.console import Console
+    from lorag.console import output_console
     from rich.table import Table
 
-    console = Console()
+    console = output_console()
     champion = f"champion v{found.champion_version}" if found.champion_version else "no champion (vs base only)"
     table = Table(title=f"version {found.version}  vs  {champion}")
     for col in ("metric", f"v{found.version}", "champion"):

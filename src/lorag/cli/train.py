@@ -85,9 +85,9 @@ def _show(summary: dict[str, Any], as_json: bool) -> None:
     if as_json:
         print(json.dumps(summary, indent=2, default=str))
         return
-    from rich.console import Console
+    from lorag.console import output_console
 
-    console = Console()
+    console = output_console()
     for key, value in summary.items():
         if key == "eval" and isinstance(value, dict):
             value = ", ".join(f"{k} {v:.4g}" for k, v in value.items() if k.startswith("adapter.") or k == "loss_delta")

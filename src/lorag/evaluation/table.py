@@ -35,10 +35,10 @@ def print_matrix(matrix: Any, console: Any = None) -> None:
 
 def print_record(record: dict[str, Any], console: Any = None) -> None:
     """Rows x answer metrics with intervals, cost per answer, retrieval, paired differences, flags."""
-    from rich.console import Console
+    from lorag.console import output_console
     from rich.table import Table
 
-    console = console or Console()
+    console = console or output_console()
     m = {k: (math.nan if v is None else float(v)) for k, v in record["metrics"].items()}
     champion = record.get("champion_version")
     table = Table(title=f"evaluation matrix: version {record['version']}"

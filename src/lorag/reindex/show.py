@@ -8,10 +8,10 @@ _SHOWN = 20  # quarantined files and notes listed by name; the rest are counted
 
 
 def print_summary(summary: dict[str, Any]) -> None:
-    from rich.console import Console
+    from lorag.console import output_console
     from rich.table import Table
 
-    console = Console()
+    console = output_console()
     title = "Re-index plan (dry run, nothing written)" if summary["dry_run"] else "Re-index"
     console.print(f"[bold]{title}[/bold]: {summary['mode']} ({summary['reason']})")
     console.print(f"collection {summary['collection']}  data revision {summary['data_rev'][:12]}")
