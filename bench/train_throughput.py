@@ -1,4 +1,4 @@
-"""LoRA training throughput: `lorag train` vs HF Trainer + PEFT (and TRL SFTTrainer on CUDA).
+"""LoRA training throughput: `lorag train` vs HF Trainer + PEFT and TRL SFTTrainer (padded and packed).
 
 The same base model, examples (the shipped `sample/examples/train.jsonl`, repeated with fresh ids), max_seq_len,
 batch size, learning rate, LoRA settings and math threads on every side; one epoch each. Throughput is real
@@ -10,7 +10,10 @@ warm-up, timed inside the training process (start-up, tokenising and saving excl
   processes; timed from the `elapsed_s`/`cpu_s` clocks of its step lines.
 - HF Trainer + PEFT, the usual recipe: `get_peft_model`, `DataCollatorForSeq2Seq` padding to the longest example
   of the batch, one process; timed by a TrainerCallback, tokens counted by a wrapper around the collator.
-- CUDA only: TRL SFTTrainer + PEFT (bf16 and gradient checkpointing set explicitly); peak memory and MFU.
+- TRL SFTTrainer + PEFT, padded (`packing=False`) and with padding-free BFD packing (`packing=True`; the
+  position_ids it passes give a block-diagonal causal mask under SDPA, or varlen flash attention on CUDA), one
+  process, gradient checkpointing off (and bf16 on CUDA) set explicitly; timed and counted like HF.
+- CUDA only: peak memory and MFU.
 
     python bench/train_throughput.py                       # CPU, tiny demo model: ~7 min on 2 free cores
     python bench/train_throughput.py --model /models/Qwen2.5-0.5B-Instruct --repeat-data 20 --peak-tflops 989
@@ -35,7 +38,8 @@ from benchlib import REPO, RESULTS, machine, set_threads, write_result  # bench/
 
 # Dense bf16 tensor-core peaks (no sparsity), per GPU: what MFU is measured against unless --peak-tflops is given.
 PEAK_BF16_TFLOPS = {"H200": 989.0, "H100": 989.0, "A100": 312.0, "L40S": 362.0, "L4": 121.0, "A10": 125.0}
-SIDES = ("lorag_1proc", "lorag_2proc", "hf_trainer_padded")
+SIDES = ("lorag_1proc", "lorag_2proc", "hf_trainer_padded", "trl_sft_padded", "trl_sft_packed")
+WORKER_OF = {"hf_trainer_padded": "hf", "trl_sft_padded": "trl_padded", "trl_sft_packed": "trl_packed"}
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -51,7 +55,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--sides", default=",".join(SIDES), help=f"comma list of {', '.join(SIDES)}")
     p.add_argument("--peak-tflops", type=float, help="GPU bf16 peak for MFU (default: looked up by GPU name)")
     p.add_argument("--out", type=Path, default=RESULTS / "train_throughput.json")
-    p.add_argument("--worker", choices=["hf", "trl"], help=argparse.SUPPRESS)
+    p.add_argument("--worker", choices=sorted(WORKER_OF.values()), help=argparse.SUPPRESS)
     p.add_argument("--project", type=Path, help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     unknown = set(args.sides.split(",")) - set(SIDES)
@@ -97,6 +101,14 @@ def make_project(root: Path, args: argparse.Namespace, model_dir: Path, cuda: bo
              "learning_rate": args.learning_rate, "threads_per_process": args.threads, "epochs": 1,
              "checkpoint_every": 1_000_000, "precision": "bf16" if cuda else "fp32", "packing": True}
     (root / "params.yaml").write_text(yaml.safe_dump({"train": train}), encoding="utf-8")
+    # Training reads the validated split (lorag.training.data.train_examples_path); the shipped sample examples
+    # pass validation as they are, so every side reads the same copy from there.
+    from lorag.config import load_params
+    from lorag.training.data import train_examples_path
+
+    clean = train_examples_path(load_params(root / "params.yaml"))
+    clean.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(root / "data" / "examples" / "train.jsonl", clean)
     return root
 
 
@@ -196,9 +208,10 @@ def worker(kind: str, project: Path, warmup: int) -> dict[str, Any]:
         from peft import LoraConfig
         from trl import SFTConfig, SFTTrainer
 
-        # Pre-tokenized with the same labels (TRL keeps a given "labels" column); TRL packs (BFD, padding-free).
+        # Pre-tokenized with the same labels (TRL keeps a given "labels" column); packed: BFD, padding-free.
         # SFTConfig defaults to bf16 and gradient checkpointing: both set explicitly, like every other side.
-        config = SFTConfig(**common, gradient_checkpointing=False, packing=True, max_length=tp.max_seq_len)
+        config = SFTConfig(**common, gradient_checkpointing=False, packing=kind == "trl_packed",
+                           max_length=tp.max_seq_len)
         lora = LoraConfig(r=tp.lora.r, lora_alpha=tp.lora.alpha, lora_dropout=tp.lora.dropout,
                           target_modules=list(tp.lora.target_modules), task_type="CAUSAL_LM")
         trainer = SFTTrainer(model=model, args=config, train_dataset=data, processing_class=tokenizer,
@@ -248,7 +261,6 @@ def main(argv: list[str] | None = None) -> None:
 
     cuda = torch.cuda.is_available()
     sides = [s for s in args.sides.split(",") if not (cuda and s == "lorag_2proc" and torch.cuda.device_count() < 2)]
-    sides += ["trl_sft_packed"] if cuda else []
     runs: dict[str, list[dict[str, Any]]] = {s: [] for s in sides}
     with tempfile.TemporaryDirectory(prefix="lorag-train-bench-") as tmp_name:
         tmp = Path(tmp_name)
@@ -262,7 +274,7 @@ def main(argv: list[str] | None = None) -> None:
                     result = run_lorag(project, 1 if side == "lorag_1proc" else 2, cuda, args.warmup_steps,
                                        tmp / "runs" / f"{side}-{rep}")
                 else:
-                    result = run_worker("hf" if side == "hf_trainer_padded" else "trl", project, args.warmup_steps)
+                    result = run_worker(WORKER_OF[side], project, args.warmup_steps)
                 runs[side].append({"repeat": rep, "load_average_1m_before": load, **result})
                 print(side, rep, round(result["tokens_per_s"]), "tokens/s", file=sys.stderr, flush=True)
             payload = report(args, runs, model_dir, cuda)  # after every repeat: a killed run keeps what it measured
@@ -273,7 +285,7 @@ def report(args: argparse.Namespace, runs: dict[str, list[dict[str, Any]]], mode
            cuda: bool) -> dict[str, Any]:
     """Medians and speedups of the runs so far, written to --out."""
     medians = {s: {k: _median([r[k] for r in rs]) for k in ("tokens_per_s", "tokens_per_cpu_s_rank0",
-                                                              "timed_seconds")} for s, rs in runs.items() if rs}
+                                                              "timed_seconds", "final_loss")} for s, rs in runs.items() if rs}
     mfu = add_mfu(medians, model_dir, args.peak_tflops) if cuda else None
     payload: dict[str, Any] = {"machine": {**machine(), "gpu": cuda}, "settings": {
         "model": str(args.model) if args.model else "demo tiny Llama (2 layers, hidden 64, BPE 1024 on sample/docs)",
@@ -297,7 +309,8 @@ def speedups(runs: dict[str, list[dict[str, Any]]], medians: dict[str, dict[str,
     out: dict[str, Any] = {}
     n = min(len(rs) for rs in runs.values())
     pairs = [("lorag_1proc", "hf_trainer_padded"), ("lorag_2proc", "hf_trainer_padded"),
-             ("lorag_2proc", "lorag_1proc"), ("lorag_1proc", "trl_sft_packed")]
+             ("lorag_2proc", "lorag_1proc"), ("lorag_1proc", "trl_sft_padded"), ("lorag_1proc", "trl_sft_packed"),
+             ("trl_sft_packed", "trl_sft_padded")]
     for a, b in pairs:
         if a in runs and b in runs and n:
             out[f"speedup_{a}_vs_{b}"] = medians[a]["tokens_per_s"] / medians[b]["tokens_per_s"]
