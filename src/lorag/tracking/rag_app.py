@@ -134,19 +134,10 @@ def follow_release(params: Params, client: Any) -> dict[str, str | None]:
 
 
 def _release_app_copy(params: Params, client: Any, app_version: str) -> str:
-    from mlflow.exceptions import MlflowException
+    from lorag.tracking.registry import copy_once
 
-    name = released_rag_app_name(params)
-    try:
-        client.get_registered_model(name)
-    except MlflowException:
-        client.create_registered_model(name, description="RAG apps of approved adapter versions (lorag promotion)")
-    found = client.search_model_versions(f"name = '{name}' and tags.`{TAG_SOURCE_RAG_VERSION}` = '{app_version}'")
-    if found:
-        return str(max(int(v.version) for v in found))
-    copied = client.copy_model_version(f"models:/{rag_app_name(params)}/{app_version}", name)
-    client.set_model_version_tag(name, str(copied.version), TAG_SOURCE_RAG_VERSION, app_version)
-    return str(copied.version)
+    return copy_once(client, rag_app_name(params), app_version, released_rag_app_name(params),
+                     TAG_SOURCE_RAG_VERSION, "RAG apps of approved adapter versions (lorag promotion)")
 
 
 def _point(client: Any, name: str, alias: str, version: str | None) -> None:

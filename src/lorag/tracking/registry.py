@@ -208,18 +208,24 @@ def champion_source(params: Params, client: Any | None = None) -> tuple[str, str
 
 def release_copy(params: Params, client: Any, version: str) -> str:
     """The released model's copy of candidate `version` (made once; a retry finds it); returns its version."""
+    return copy_once(client, params.mlflow.registered_model, version, params.promotion.released_model,
+                     TAG_SOURCE_VERSION, "approved adapter versions (lorag promotion)")
+
+
+def copy_once(client: Any, source: str, version: str, target: str, source_tag: str, description: str) -> str:
+    """`target`'s copy of `source` version `version`, tagged `source_tag`=version: made once (creating `target`
+    when needed), found again by that tag on a retry. Returns the copy's version in `target`."""
     from mlflow.exceptions import MlflowException
 
-    released = params.promotion.released_model
     try:
-        client.get_registered_model(released)
+        client.get_registered_model(target)
     except MlflowException:
-        client.create_registered_model(released, description="approved adapter versions (lorag promotion)")
-    found = client.search_model_versions(f"name = '{released}' and tags.`{TAG_SOURCE_VERSION}` = '{version}'")
+        client.create_registered_model(target, description=description)
+    found = client.search_model_versions(f"name = '{target}' and tags.`{source_tag}` = '{version}'")
     if found:
         return str(max(int(v.version) for v in found))
-    copied = client.copy_model_version(f"models:/{params.mlflow.registered_model}/{version}", released)
-    client.set_model_version_tag(released, str(copied.version), TAG_SOURCE_VERSION, str(version))
+    copied = client.copy_model_version(f"models:/{source}/{version}", target)
+    client.set_model_version_tag(target, str(copied.version), source_tag, str(version))
     return str(copied.version)
 
 
