@@ -9,11 +9,14 @@ from __future__ import annotations
 import contextlib
 import json
 import sys
-from typing import Annotated, Any, Optional
+from collections.abc import Callable
+from typing import Annotated, Any, Optional, TypeVar
 
 import typer
 
 from lorag.cli.common import ParamsOpt, SetOpt, cli_params, fail
+
+T = TypeVar("T")
 
 ByOpt = Annotated[str, typer.Option("--by", help="your name, as listed in promotion.approvers")]
 ReasonOpt = Annotated[str, typer.Option("--reason", help="why: recorded in the audit log")]
@@ -99,21 +102,12 @@ def approve(
     Examples:
       lorag approve 3 --by alice --reason "better citations, same loss"
     """
-    from lorag.promotion.approvals import ApprovalRefused, ApprovalRequest
-    from lorag.promotion.manifest import MissingLink
+    from lorag.promotion.approvals import ApprovalRequest
     from lorag.promotion.promote import approve as run_approve
-    from lorag.promotion.resume import resume_if_waiting
 
     params = cli_params(params_path, overrides)
-    try:
-        with contextlib.redirect_stdout(sys.stderr):
-            manifest = run_approve(params, ApprovalRequest(version, by, reason, override))
-            resumed = resume_if_waiting(params, version, {"decision": "approve", "reviewer": by, "reason": reason,
-                                                          "override": override})
-    except (ApprovalRefused, MissingLink) as exc:
-        fail(RuntimeError(f"refused (recorded in the audit log): {exc}"))
-    except (LookupError, RuntimeError, ValueError) as exc:
-        fail(exc)
+    request = ApprovalRequest(version, by, reason, override)
+    manifest, resumed = _decide(params, request, "approve", lambda: run_approve(params, request))
     out = {"champion": version, "released_version": manifest["released_version"], "resumed_flow_run": resumed,
            "manifest": {k: manifest.get(k) for k in ("approver", "approved_at", "docs_data_rev", "index_collection",
                                                      "adapter_sha256", "train_run_id", "eval_run_id")}}
@@ -134,19 +128,33 @@ def reject(
     Examples:
       lorag reject 4 --by bob --reason "answers cite the wrong page"
     """
-    from lorag.promotion.approvals import ApprovalRefused
+    from lorag.promotion.approvals import ApprovalRequest
     from lorag.promotion.promote import reject as run_reject
-    from lorag.promotion.resume import resume_if_waiting
 
     params = cli_params(params_path, overrides)
+    request = ApprovalRequest(version, by, reason, False)
+    _, resumed = _decide(params, request, "reject", lambda: run_reject(params, version, by, reason))
+    print(f"version {version} rejected by {by}" + (f"; resumed flow run {resumed}" if resumed else ""))
+
+
+def _decide(params: Any, request: Any, decision: str, act: Callable[[], T]) -> tuple[T, str | None]:
+    """Run the decision (`act`, which records it), then resume the flow run paused for this version's review,
+    if one waits; returns (what `act` returned, the resumed flow run id). Errors end the command with one line."""
+    from lorag.promotion.approvals import ApprovalRefused
+    from lorag.promotion.manifest import MissingLink
+    from lorag.promotion.resume import resume_if_waiting
+
     try:
         with contextlib.redirect_stdout(sys.stderr):
-            run_reject(params, version, by, reason)
-            resumed = resume_if_waiting(params, version, {"decision": "reject", "reviewer": by, "reason": reason,
-                                                          "override": False})
-    except (ApprovalRefused, LookupError, RuntimeError, ValueError) as exc:
+            result = act()
+            resumed = resume_if_waiting(params, request.version, {"decision": decision, "reviewer": request.by,
+                                                                  "reason": request.reason, "override": request.override})
+    except (ApprovalRefused, MissingLink) as exc:
+        # approve records every refusal; reject records the ones past its argument checks
+        fail(RuntimeError(f"refused (recorded in the audit log): {exc}") if decision == "approve" else exc)
+    except (LookupError, RuntimeError, ValueError) as exc:
         fail(exc)
-    print(f"version {version} rejected by {by}" + (f"; resumed flow run {resumed}" if resumed else ""))
+    return result, resumed
 
 
 def rollback(
