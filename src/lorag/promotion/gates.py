@@ -62,12 +62,18 @@ class Decision:
 def base_reference(candidate: Mapping[str, float]) -> dict[str, float]:
     """The base model's values under the adapter rows' names (`base_rag.f1` -> `adapter_rag.f1`), read from the
     candidate's own matrix, where both were measured on the same questions."""
+    return as_adapter_rows(candidate, BASE_ROW)
+
+
+def as_adapter_rows(metrics: Mapping[str, float], rows: Mapping[str, str]) -> dict[str, float]:
+    """The metrics of the rows in `rows` ({adapter row: other row}) renamed to their adapter row
+    (`base_rag.f1` -> `adapter_rag.f1` for BASE_ROW); metrics of other rows are left out."""
+    by_row = {other: adapter for adapter, other in rows.items()}
     out = {}
-    for name, value in candidate.items():
+    for name, value in metrics.items():
         row, _, rest = name.partition(".")
-        for adapter_row, base_row in BASE_ROW.items():
-            if row == base_row:
-                out[f"{adapter_row}.{rest}"] = value
+        if row in by_row:
+            out[f"{by_row[row]}.{rest}"] = value
     return out
 
 

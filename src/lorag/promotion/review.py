@@ -10,7 +10,7 @@ import os
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from lorag.promotion.gates import CHAMPION_ROW, Decision, base_reference, decide
+from lorag.promotion.gates import CHAMPION_ROW, Decision, as_adapter_rows, base_reference, decide
 
 if TYPE_CHECKING:
     from lorag.config import Params
@@ -41,13 +41,7 @@ class Review:
 def champion_reference(candidate: dict[str, float], champion_own: dict[str, float] | None) -> dict[str, float]:
     """The champion's values under the adapter rows' names. Its rows in the candidate's matrix (same questions,
     same index) win over its own older evaluation, which still supplies what the matrix has no row for (loss)."""
-    out = dict(champion_own or {})
-    for name, value in candidate.items():
-        row, _, rest = name.partition(".")
-        for adapter_row, champion_row in CHAMPION_ROW.items():
-            if row == champion_row:
-                out[f"{adapter_row}.{rest}"] = value
-    return out
+    return {**(champion_own or {}), **as_adapter_rows(candidate, CHAMPION_ROW)}
 
 
 def build_review(params: Params, version: str | None = None) -> Review:
