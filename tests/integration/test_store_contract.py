@@ -540,8 +540,44 @@ def test_lancedb_full_text_index_covers_every_write(tmp_path: Path) -> None:
         stats = store._table("notes").index_stats("text_idx")
         assert stats.num_unindexed_rows == 0, f"write {i} left rows outside the full-text index"
         segments.append(stats.num_indices)
-    assert max(segments) <= MAX_FTS_SEGMENTS and segments[-1] < segments[MAX_FTS_SEGMENTS - 2], segments
+    assert max(segments) <= MAX_FTS_SEGMENTS and min(segments[MAX_FTS_SEGMENTS:]) == 1, segments  # merged
     for i in (0, MAX_FTS_SEGMENTS, len(vectors) - 1):
         hits = store.search("notes", f"fig{i}", vectors[i], 3, 0.0, mode="fulltext")
         assert [h.doc_id for h in hits] == [f"notes/{i}.md"]
+    store.close()
+
+
+def test_lancedb_vector_index_segments_stay_few_as_writes_go_on(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Rows written after the ANN index was built join it as index segments that are merged by size tier: the
+    flat-scanned remainder stays under VECTOR_SEGMENT_ROWS and the segments stay logarithmic in the rows added
+    (one segment per write made a 1M-row table 635 segments deep), and every row is still found."""
+    from lorag.index import lancedb_store
+    from lorag.index.lancedb_store import LanceDBStore
+
+    monkeypatch.setattr(lancedb_store, "ANN_MIN_ROWS", 1000)
+    monkeypatch.setattr(lancedb_store, "ANN_ROWS_PER_PARTITION", 500)
+    monkeypatch.setattr(lancedb_store, "VECTOR_SEGMENT_ROWS", 100)
+    store = LanceDBStore(tmp_path / "index")
+    store.create_collection("big", DIM)
+    template = make_rows()[0]
+    vectors = unit(np.random.default_rng(6), 1000 + 40 * 60)
+    sizes = [1000] + [60] * 40  # the build (1000 rows), then 40 writes of 60 rows: 2,400 rows, 24 segments' worth
+    segments, start = [], 0
+    for size in sizes:
+        store.upsert("big", [
+            IndexRow(replace(template.meta, chunk_id=str(uuid.uuid4()), ordinal=i), f"row {i}", vectors[i])
+            for i in range(start, start + size)
+        ])  # fmt: skip
+        start += size
+        table = store._table("big")
+        vec = next(ix.name for ix in table.list_indices() if ix.index_type != "FTS")
+        stats = table.index_stats(vec)
+        assert stats.num_unindexed_rows < 100, f"after {start} rows, {stats.num_unindexed_rows} rows are unindexed"
+        segments.append(stats.num_indices)
+    # the built index plus at most log2(2400 / 100) + 1 tiers; one segment per indexing would be 24
+    assert max(segments) <= 1 + 6 and segments[-1] < 24, segments
+    by_ordinal = {m.ordinal: cid for cid, m in store.fetch_meta("big").items()}
+    for i in (0, 999, 1000, 2000, 3399):
+        hits = store.search("big", "", vectors[i], 1, 1.0, mode="dense")
+        assert ids(hits) == [by_ordinal[i]], f"row {i} was not its own nearest neighbour"
     store.close()

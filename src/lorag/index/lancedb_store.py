@@ -3,7 +3,8 @@
 Writes are `merge_insert` upserts keyed by chunk_id. Search is always current: rows written after the last
 index build are flat-scanned and deleted rows are masked by LanceDB itself, so index maintenance (compaction,
 merging new rows into the full-text and vector indexes) only affects speed. The store does that maintenance at
-the end of each write (see MAX_FTS_SEGMENTS), so callers never need a separate "finalize" step.
+the end of each write (see MAX_FTS_SEGMENTS and VECTOR_SEGMENT_ROWS), so callers never need a separate
+"finalize" step.
 Aliases and per-alias state live in a small `_lorag_meta` table; each change is one atomic merge_insert.
 """
 
@@ -37,9 +38,8 @@ META_COLUMNS = ["chunk_id", "doc_id", "text_hash", "heading", "start", "end", "o
 HIT_COLUMNS = ["chunk_id", "doc_id", "heading", "text", "start", "end", "data_rev"]
 PREDICATE_BATCH = 500  # ids per `IN (...)` predicate: keeps SQL strings and plans small
 OVERFETCH = 4  # hybrid: candidates taken from each list per requested hit
-# Maintenance triggers: each upsert adds a fragment and unindexed rows; past these, compact and merge indexes.
+# Past this many fragments (each write adds one), small ones are compacted into one.
 MAX_FRAGMENTS = 16
-MAX_UNINDEXED = 8192
 # Full-text rows not yet in the index are tokenised and scored on every query: 1.7k of them cost 15 ms of an
 # 18 ms query at 100k rows (bench/query_latency.py). So each write indexes its own rows at once as a new index
 # segment (~10-20 ms for a few hundred rows, whatever the table size), and the segments are merged into one
@@ -51,8 +51,16 @@ ANN_MIN_ROWS = 20_000
 # IVF_HNSW_SQ (an HNSW graph over 8-bit scalar-quantised vectors in each IVF partition), every partition probed:
 # measured at 100k clustered 384-d rows (bench/query_latency.py), ef 200 -> recall@10 0.971 against exact search
 # at p95 3.8 ms, where IVF_FLAT needed p95 12-38 ms for 0.98-0.995 and IVF_PQ (48 sub-vectors, refine 10) stayed
-# under 0.92. Partitions only split the build; ~12.5k rows each.
-ANN_ROWS_PER_PARTITION = 12_500
+# under 0.92. Every probed partition is one more graph search (~1.7 ms whatever its size, HNSW being
+# logarithmic), so partitions are large: at 100k rows, 2 partitions gave recall 0.964 at p95 ~4 ms where 8 gave
+# the same recall at p95 9-15 ms, and built no slower (25 s against 32 s).
+ANN_ROWS_PER_PARTITION = 50_000
+# Rows written after the vector index was built are flat-scanned on every query: 8k of them cost ~7 ms of a
+# 9 ms dense search at 100k rows. Past this many they are indexed as a new index segment (~0.3-0.8 s). Each
+# segment costs ~1.5 ms per query, so segments are merged by size tier (see vector_segments_to_merge): the
+# ANN index keeps O(log n) segments instead of one per write (a 1M-row table written in 512-row batches had
+# 635, and a dense query took 335 ms).
+VECTOR_SEGMENT_ROWS = 2048
 ANN_EF = 400
 # Indexes built by earlier versions (IVF_FLAT, recorded without "kind"): probe a third of the partitions, at
 # least 20 (recall@10 0.978-1.0 measured on clustered data).
@@ -364,23 +372,25 @@ class LanceDBStore:
         return self._ann[name]
 
     def _maintain(self, table: Any) -> None:
-        """Compact and merge new rows into the indexes once enough piled up; build the ANN index when large."""
+        """Index what the write added at a cost that grows with the write, not the table: compact small
+        fragments, put new rows into new index segments, merge segments before they pile up, and build the ANN
+        index when the table first gets large (rebuilding it each time the table doubles)."""
         from lancedb.index import FTS, IvfHnswSq
 
         fts, vec = self._index_names(table)
-        stats = table.stats()
-        fts_stats = table.index_stats(fts) if fts else None
-        unindexed = fts_stats.num_unindexed_rows if fts_stats else 0
-        if stats["fragment_stats"]["num_fragments"] >= MAX_FRAGMENTS or unindexed >= MAX_UNINDEXED:
-            table.optimize(cleanup_older_than=KEEP_VERSIONS)
-            fts_stats = table.index_stats(fts) if fts else None
+        if table.stats()["fragment_stats"]["num_fragments"] >= MAX_FRAGMENTS:
+            dataset = table.to_lance()
+            dataset.optimize.compact_files()
+            dataset.cleanup_old_versions(older_than=KEEP_VERSIONS)
         if fts is None:
             table.create_index("text", config=FTS(), replace=True)
-        elif fts_stats.num_unindexed_rows or fts_stats.num_indices >= MAX_FTS_SEGMENTS:
-            # 0: the new rows become a new segment; n: they and the newest n segments become one
-            merge = fts_stats.num_indices if fts_stats.num_indices >= MAX_FTS_SEGMENTS else 0
-            table.to_lance().optimize.optimize_indices(index_names=[fts], num_indices_to_merge=merge)
-        rows = int(stats["num_rows"])
+        else:
+            fts_stats = table.index_stats(fts)
+            if fts_stats.num_unindexed_rows or fts_stats.num_indices >= MAX_FTS_SEGMENTS:
+                # 0: the new rows become a new segment; n: they and the newest n segments become one
+                merge = fts_stats.num_indices if fts_stats.num_indices >= MAX_FTS_SEGMENTS else 0
+                table.to_lance().optimize.optimize_indices(index_names=[fts], num_indices_to_merge=merge)
+        rows = int(table.count_rows())
         built = self._meta_get(f"ann/{table.name}") if vec else None
         # (Re)build when the table first gets large, and again each time it doubles: IVF centroids trained on
         # a small table partition a large one badly.
@@ -390,6 +400,11 @@ class LanceDBStore:
             table.create_index("vector", config=config, replace=True)
             self._meta_put(f"ann/{table.name}", {"rows": rows, "partitions": partitions, "kind": "ivf_hnsw_sq"})
             self._ann.pop(table.name, None)
+        elif vec is not None and table.index_stats(vec).num_unindexed_rows >= VECTOR_SEGMENT_ROWS:
+            dataset = table.to_lance()
+            stats = dataset.stats.index_stats(vec)
+            merge = vector_segments_to_merge(_segment_rows(stats)[1:], int(stats["num_unindexed_rows"]))
+            dataset.optimize.optimize_indices(index_names=[vec], num_indices_to_merge=merge)
 
     def _meta_table(self, create: bool) -> Any | None:
         import pyarrow as pa
@@ -437,3 +452,23 @@ class LanceDBStore:
 
     def _aliases(self) -> dict[str, str]:
         return {k.removeprefix("alias/"): json.loads(v) for k, v in self._meta_rows().items() if k.startswith("alias/")}
+
+
+def vector_segments_to_merge(segment_rows: Sequence[int], new_rows: int) -> int:
+    """How many of the newest vector index segments (`segment_rows`, oldest first, the built index left out)
+    to merge with `new_rows` unindexed rows: each next-newest segment while it is no larger than what is being
+    merged. Like a binary counter, this keeps about log2(rows since the build / VECTOR_SEGMENT_ROWS) segments
+    and indexes each row about that many times, where merging every segment each time would re-index
+    everything written since the build on every write."""
+    merged, count = new_rows, 0
+    for size in reversed(segment_rows):
+        if size > merged:
+            break
+        merged += size
+        count += 1
+    return count
+
+
+def _segment_rows(index_stats: dict[str, Any]) -> list[int]:
+    """Rows in each segment of a vector index, oldest first (the sum of its IVF partition sizes)."""
+    return [sum(int(p["size"]) for p in segment.get("partitions", [])) for segment in index_stats["indices"]]
