@@ -547,7 +547,8 @@ def test_lancedb_full_text_index_covers_every_write(tmp_path: Path) -> None:
     store.close()
 
 
-def test_lancedb_vector_index_segments_stay_few_as_writes_go_on(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_lancedb_vector_index_segments_stay_few_as_writes_go_on(tmp_path: Path,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
     """Rows written after the ANN index was built join it as index segments that are merged by size tier: the
     flat-scanned remainder stays under VECTOR_SEGMENT_ROWS and the segments stay logarithmic in the rows added
     (one segment per write made a 1M-row table 635 segments deep), and every row is still found."""
