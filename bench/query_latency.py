@@ -2,6 +2,7 @@
 and without the ANN index (IVF_HNSW_SQ), plus dense recall@10 of the ANN index against exact search.
 
     python bench/query_latency.py --corpus ../shared/data/squad-v1.1-dev --chunks 100000
+    python bench/query_latency.py --chunks 1000000 --no-flat --out bench/results/query_latency_1m.json
 
 Texts: SQuAD dev paragraphs cut into sentence windows (1, 2 and 3 sentences), repeated in textual variants
 (title prefix/suffix) until --chunks rows. Vectors: one window per paragraph (its first 3-sentence window) is
@@ -38,6 +39,8 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--noise", type=float, default=0.02, help="per-component sigma of the vector perturbation")
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--workdir", type=Path, default=Path("/tmp/lorag-bench/latency"))
+    p.add_argument("--no-flat", action="store_true",
+                   help="skip the flat-scan (no ANN index) pass: at 1M rows it costs ~1 s per query")
     p.add_argument("--out", type=Path, default=None)
     return p.parse_args()
 
@@ -87,7 +90,7 @@ def build_store(params: Any, texts: list[str], owner: list[int], vecs: np.ndarra
     from lorag.index.stores import open_store
 
     store = open_store(params)
-    name = "bench_latency_100k"
+    name = f"bench_latency_{len(texts)}"
     started = time.perf_counter()
     store.create_collection(name, vecs.shape[1])
     batch = params.index.write_batch
@@ -98,6 +101,8 @@ def build_store(params: Any, texts: list[str], owner: list[int], vecs: np.ndarra
             meta = RowMeta(chunk_uuid(f"p{owner[i]}.txt", h, i), f"p{owner[i]}.txt", h, "", 0, len(texts[i]), i, "bench")
             rows.append(IndexRow(meta, texts[i], vecs[i]))
         store.upsert(name, rows)
+        if (s + batch) // 50_000 != s // 50_000:
+            print(f"  {s + len(rows):,} rows written, {time.perf_counter() - started:.0f} s", flush=True)
     seconds = time.perf_counter() - started
     store.set_alias(params.index.name, name)
     store.save_state(params.index.name, {"collection": name, "embedder": load_fingerprint(params)})
@@ -119,7 +124,8 @@ def index_info(params: Any, name: str) -> dict[str, Any]:
     out = {"rows": table.count_rows(), "fragments": table.stats()["fragment_stats"]["num_fragments"]}
     for idx in table.list_indices():
         st = table.index_stats(idx.name)
-        out[idx.index_type] = {"indexed": st.num_indexed_rows, "unindexed": st.num_unindexed_rows}
+        out[idx.index_type] = {"indexed": st.num_indexed_rows, "unindexed": st.num_unindexed_rows,
+                               "segments": st.num_indices}
     out["ann_record"] = store._ann_record(table)
     store.close()
     return out
@@ -161,16 +167,26 @@ def profile(params: Any, name: str, queries: list[str]) -> dict[str, Any]:
     return {"query_embedding": percentiles(emb), **{f"store_search_{m}": percentiles(t) for m, t in parts.items()}}
 
 
-def dense_recall(params: Any, name: str, qv: np.ndarray, all_vecs: np.ndarray, row_of: dict[str, int],
-                 nprobes: int | None = None, ef: int | None = None, exact_qv: np.ndarray | None = None) -> dict[str, Any]:
-    """Mean recall@10 against exact cosine search in numpy (of `exact_qv`, default the same query vectors): the
-    store's own dense search (nprobes=None), or the table queried with given nprobes / ef."""
+def exact_top10(all_vecs: np.ndarray, qv: np.ndarray, block: int = 16) -> list[set[int]]:
+    """Row numbers of each query's exact cosine top 10 (vectors are unit length), a block of queries at a time."""
+    out = []
+    for s in range(0, len(qv), block):
+        scores = all_vecs @ qv[s : s + block].T  # (rows, block)
+        top = np.argpartition(-scores, 10, axis=0)[:10]
+        out += [set(top[:, j].tolist()) for j in range(top.shape[1])]
+    return out
+
+
+def dense_recall(params: Any, name: str, qv: np.ndarray, exact_sets: list[set[int]], row_of: dict[str, int],
+                 nprobes: int | None = None, ef: int | None = None) -> dict[str, Any]:
+    """Mean recall@10 of the query vectors `qv` against `exact_sets` (exact_top10 of the fp32 query vectors):
+    the store's own dense search (nprobes=None), or the table queried with given nprobes / ef."""
     from lorag.index.lancedb_store import LanceDBStore
 
     store = LanceDBStore(params.path(params.index.lancedb_dir))
     recalls, times = [], []
     for i, v in enumerate(qv):
-        exact = set(np.argsort(-(all_vecs @ (v if exact_qv is None else exact_qv[i])))[:10].tolist())
+        exact = exact_sets[i]
         t = time.perf_counter()
         if nprobes is None:
             got = {row_of[h.chunk_id] for h in store.search(name, "", v, top_k=10, alpha=1.0, mode="dense")}
@@ -197,7 +213,7 @@ def drop_vector_index(params: Any, name: str) -> None:
     store.close()
 
 
-def measure(params: Any, name: str, queries: list[str], qv: np.ndarray, vecs: np.ndarray,
+def measure(params: Any, name: str, queries: list[str], qv: np.ndarray, exact_sets: list[set[int]],
             row_of: dict[str, int]) -> dict[str, Any]:
     out: dict[str, Any] = {"index": index_info(params, name)}
     out["end_to_end"] = {m: time_queries(params, queries, m) for m in ("hybrid", "dense", "fulltext")}
@@ -206,7 +222,7 @@ def measure(params: Any, name: str, queries: list[str], qv: np.ndarray, vecs: np
     out["end_to_end"]["dense_int8_query"] = time_queries(int8, queries, "dense")
     print("  end to end:", {m: v["p95_ms"] for m, v in out["end_to_end"].items()}, "(p95 ms)", flush=True)
     out["profile"] = profile(params, name, queries)
-    out["dense_recall_store"] = dense_recall(params, name, qv, vecs, row_of)
+    out["dense_recall_store"] = dense_recall(params, name, qv, exact_sets, row_of)
     return out
 
 
@@ -235,18 +251,23 @@ def main() -> int:
     all_q = [json.loads(line)["text"] for line in (args.corpus / "queries.jsonl").open(encoding="utf-8")]
     queries = [all_q[i] for i in rng.choice(len(all_q), size=args.queries, replace=False)]
     qv = embedder.embed(queries)
-    with_ann = measure(params, name, queries, qv, vecs, row_of)
+    exact_sets = exact_top10(vecs, qv)
+    with_ann = measure(params, name, queries, qv, exact_sets, row_of)
     parts = int(with_ann["index"]["ann_record"].get("partitions", 0))
-    with_ann["ef_sweep"] = {ef: dense_recall(params, name, qv, vecs, row_of, parts, ef) for ef in (50, 100, 200, 400)}
+    with_ann["ef_sweep"] = {ef: dense_recall(params, name, qv, exact_sets, row_of, parts, ef)
+                            for ef in (50, 100, 200, 400)}
     print("  recall, p95 ms by ef:", {n: (v["recall_at_10"], v["search_only"]["p95_ms"])
                                       for n, v in with_ann["ef_sweep"].items()}, flush=True)
     int8_qv = load_embedder(params.embedding.model_copy(update={"backend": "onnx-int8"}), root=params.root).embed(queries)
     # What int8 queries cost in results: the store's search with int8 query vectors against the exact top-10 of
     # the fp32 query vectors (ANN error and quantisation error together).
-    with_ann["dense_recall_store_int8_query"] = dense_recall(params, name, int8_qv, vecs, row_of, exact_qv=qv)
-    drop_vector_index(params, name)
-    flat = measure(params, name, queries, qv, vecs, row_of)
+    with_ann["dense_recall_store_int8_query"] = dense_recall(params, name, int8_qv, exact_sets, row_of)
+    flat: dict[str, Any] | str = "not measured (--no-flat)"
+    if not args.no_flat:
+        drop_vector_index(params, name)
+        flat = measure(params, name, queries, qv, exact_sets, row_of)
     p95 = with_ann["end_to_end"]["hybrid"]["p95_ms"]
+    p95_int8 = with_ann["end_to_end"]["hybrid_int8_query"]["p95_ms"]
     payload = {
         "setup": {
             "chunks": len(texts), "queries": len(queries), "top_k": 10, "alpha": 0.5, "threads": threads,
@@ -263,7 +284,8 @@ def main() -> int:
         },
         "with_ann_index": with_ann,
         "without_ann_index": flat,
-        "target": {"hybrid_p95_ms": TARGET_P95_MS, "measured_hybrid_p95_ms": p95, "met": p95 <= TARGET_P95_MS},
+        "target": {"hybrid_p95_ms": TARGET_P95_MS, "measured_hybrid_p95_ms": p95, "met": p95 <= TARGET_P95_MS,
+                   "measured_hybrid_int8_query_p95_ms": p95_int8, "met_with_int8_query": p95_int8 <= TARGET_P95_MS},
     }
     print(json.dumps(payload["target"]), flush=True)
     print("wrote", write_result("query_latency", payload, args.out))
