@@ -138,7 +138,10 @@ def run_lorag(project: Path, world: int, cuda: bool, warmup: int, run_dir: Path)
     if world > 1:  # rank 0's CPU clock says nothing about the other rank's work
         rate["tokens_per_cpu_s_rank0"] = None
     return {**rate, "world_size": s["world_size"], "steps": s["steps"],
-            "rows": s["rows"], "final_loss": s["final_loss"], "peak_memory_bytes": s.get("peak_memory_bytes"),
+            "rows": s["rows"], "final_loss": s["final_loss"],
+            # the same figure HF and TRL report as train_loss: the mean of the per-step losses over the epoch
+            "mean_loss": statistics.fmean(m["loss"] for m in result.metrics),
+            "peak_memory_bytes": s.get("peak_memory_bytes"),
             "wall_seconds_with_startup": time.perf_counter() - t0}
 
 
@@ -220,7 +223,8 @@ def worker(kind: str, project: Path, warmup: int) -> dict[str, Any]:
     if cuda:
         torch.cuda.reset_peak_memory_stats()
     metrics = trainer.train().metrics
-    return {**timed_rate(steps, warmup), "steps": len(steps), "final_loss": metrics["train_loss"],
+    # train_loss is the mean of the per-step losses (the last step's alone is not reported without logging)
+    return {**timed_rate(steps, warmup), "steps": len(steps), "final_loss": None, "mean_loss": metrics["train_loss"],
             "peak_memory_bytes": torch.cuda.max_memory_allocated() if cuda else None}
 
 
@@ -285,7 +289,8 @@ def report(args: argparse.Namespace, runs: dict[str, list[dict[str, Any]]], mode
            cuda: bool) -> dict[str, Any]:
     """Medians and speedups of the runs so far, written to --out."""
     medians = {s: {k: _median([r[k] for r in rs]) for k in ("tokens_per_s", "tokens_per_cpu_s_rank0",
-                                                              "timed_seconds", "final_loss")} for s, rs in runs.items() if rs}
+                                                              "timed_seconds", "mean_loss", "final_loss")}
+               for s, rs in runs.items() if rs}
     mfu = add_mfu(medians, model_dir, args.peak_tflops) if cuda else None
     payload: dict[str, Any] = {"machine": {**machine(), "gpu": cuda}, "settings": {
         "model": str(args.model) if args.model else "demo tiny Llama (2 layers, hidden 64, BPE 1024 on sample/docs)",
