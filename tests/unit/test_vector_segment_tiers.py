@@ -26,7 +26,7 @@ def test_segments_grow_with_the_log_of_the_rows_and_rows_are_reindexed_log_times
         assert indexed <= writes * 2048 * levels, (writes, indexed)  # merging everything each time: writes^2/2
 
 
-def test_a_larger_newer_segment_is_never_merged_over_a_smaller_older_one() -> None:
+def test_a_segment_joins_the_merge_only_while_no_larger_than_what_is_merged() -> None:
     assert vector_segments_to_merge([], 100) == 0  # nothing to merge: the new rows become a segment
     assert vector_segments_to_merge([400, 100], 100) == 1  # the equal-sized newest joins
     assert vector_segments_to_merge([400, 200, 100], 100) == 3  # 100+100, then 200, then 400 join: one of 800

@@ -378,7 +378,8 @@ class LanceDBStore:
         from lancedb.index import FTS, IvfHnswSq
 
         fts, vec = self._index_names(table)
-        if table.stats()["fragment_stats"]["num_fragments"] >= MAX_FRAGMENTS:
+        stats = table.stats()  # compaction below changes fragments, not the row count
+        if stats["fragment_stats"]["num_fragments"] >= MAX_FRAGMENTS:
             dataset = table.to_lance()
             dataset.optimize.compact_files()
             dataset.cleanup_old_versions(older_than=KEEP_VERSIONS)
@@ -390,7 +391,7 @@ class LanceDBStore:
                 # 0: the new rows become a new segment; n: they and the newest n segments become one
                 merge = fts_stats.num_indices if fts_stats.num_indices >= MAX_FTS_SEGMENTS else 0
                 table.to_lance().optimize.optimize_indices(index_names=[fts], num_indices_to_merge=merge)
-        rows = int(table.count_rows())
+        rows = int(stats["num_rows"])
         built = self._meta_get(f"ann/{table.name}") if vec else None
         # (Re)build when the table first gets large, and again each time it doubles: IVF centroids trained on
         # a small table partition a large one badly.
@@ -402,8 +403,8 @@ class LanceDBStore:
             self._ann.pop(table.name, None)
         elif vec is not None and table.index_stats(vec).num_unindexed_rows >= VECTOR_SEGMENT_ROWS:
             dataset = table.to_lance()
-            stats = dataset.stats.index_stats(vec)
-            merge = vector_segments_to_merge(_segment_rows(stats)[1:], int(stats["num_unindexed_rows"]))
+            vec_stats = dataset.stats.index_stats(vec)
+            merge = vector_segments_to_merge(_segment_rows(vec_stats)[1:], int(vec_stats["num_unindexed_rows"]))
             dataset.optimize.optimize_indices(index_names=[vec], num_indices_to_merge=merge)
 
     def _meta_table(self, create: bool) -> Any | None:
